@@ -1,0 +1,1 @@
+"""jobtask's core: domain types, services, permission rules and the message bus."""

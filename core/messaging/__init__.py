@@ -1,0 +1,1 @@
+"""Typed events, their envelope and codec, and the in-process message bus."""

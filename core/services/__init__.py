@@ -1,0 +1,1 @@
+"""The services of jobtask: JobService and TaskService, usable in-process."""

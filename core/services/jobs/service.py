@@ -1,0 +1,554 @@
+"""JobService: the job lifecycle, its permissions, its runs and its events."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from core.common import pagination, validation
+from core.common.actor import Actor
+from core.common.clock import Clock, SystemClock
+from core.common.errors import ConflictError, storage_guard
+from core.common.ids import new_id
+from core.common.pagination import Page
+from core.common.result import FieldViolation, OperationResult
+from core.messaging.events import Event, Payload, new_event
+from core.services.jobs import permissions, types
+from core.services.jobs.types import (
+    Job,
+    JobCall,
+    JobCreate,
+    JobEventType,
+    JobFilters,
+    JobResult,
+    JobRun,
+    JobStatus,
+    JobUpdate,
+    RunStatus,
+    Schedule,
+)
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+ERROR_MAX = 10_000
+REASON_MAX = 1_000
+
+# What a lifecycle step decides: the job after it, and the events it emits.
+Decision = OperationResult[tuple[Job, list[Event]]]
+
+
+class JobService:
+    """Create, read, change and run jobs on behalf of an actor; every method checks permissions."""
+
+    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock | None = None) -> None:
+        self._uow = uow
+        self._clock = clock or SystemClock()
+
+    # -- CRUD -------------------------------------------------------------------------
+
+    def create_job(self, actor: Actor, job: JobCreate) -> OperationResult[Job]:
+        """Create a job owned by the actor: PENDING, or SCHEDULED when it has a schedule.
+
+        A retry with the same ``request_id`` by the same actor returns the first job.
+        """
+        violations = types.field_violations(
+            name=job.name,
+            kind=job.kind,
+            description=job.description,
+            payload=job.payload,
+            labels=job.labels,
+            priority=job.priority,
+            schedule=job.schedule,
+            retry_policy=job.retry_policy,
+        )
+        if job.request_id is not None and not 0 < len(job.request_id) <= types.REQUEST_ID_MAX:
+            violations.append(FieldViolation("request_id", f"must be 1-{types.REQUEST_ID_MAX} characters"))
+        if violations:
+            return OperationResult.invalid(*violations)
+        if not permissions.may_ever(actor, permissions.CREATE):
+            return OperationResult.denied("create", "job", "in tenant " + actor.tenant, actor.id)
+        try:
+            return self._create(actor, job)
+        except ConflictError:
+            # A concurrent retry with the same request id won the insert: answer with its job.
+            assert job.request_id is not None
+            with self._uow(read_only=True) as uow:
+                existing = uow.jobs.get_by_request_id(actor.tenant, actor.id, job.request_id)
+            if existing is None:
+                raise
+            return OperationResult.success(existing)
+
+    def _create(self, actor: Actor, spec: JobCreate) -> OperationResult[Job]:
+        now = self._clock.now()
+        with self._uow() as uow:
+            if spec.request_id is not None:
+                existing = uow.jobs.get_by_request_id(actor.tenant, actor.id, spec.request_id)
+                if existing is not None:
+                    return OperationResult.success(existing)
+            job = Job(
+                id=new_id(),
+                tenant=actor.tenant,
+                name=spec.name,
+                description=spec.description,
+                kind=spec.kind,
+                payload=dict(spec.payload),
+                labels=dict(spec.labels),
+                priority=spec.priority,
+                owner=actor.id,
+                schedule=spec.schedule,
+                retry_policy=spec.retry_policy or types.RetryPolicy(),
+                status=JobStatus.SCHEDULED if spec.schedule else JobStatus.PENDING,
+                next_run_at=spec.schedule.first_fire(now) if spec.schedule else None,
+                created_at=now,
+                updated_at=now,
+                request_id=spec.request_id,
+            )
+            uow.jobs.add(job)
+            uow.events.append(self._event(JobEventType.CREATED, types.job_event(job), actor, job))
+            if job.next_run_at is not None:
+                uow.events.append(self._scheduled_event(actor, job))
+            uow.commit()
+        return OperationResult.success(job)
+
+    def get_job(self, actor: Actor, job_id: uuid.UUID) -> OperationResult[Job]:
+        """The job, if the actor may read it."""
+        with self._uow(read_only=True) as uow:
+            job = uow.jobs.get(actor.tenant, job_id)
+        if job is None or not permissions.can_read(actor, job):
+            return OperationResult.not_found("job", job_id)
+        return OperationResult.success(job)
+
+    def update_job(
+        self, actor: Actor, job_id: uuid.UUID, update: JobUpdate, *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Change the fields ``update`` sets; emits job.updated naming the changed fields."""
+        changes = update.changes()
+        violations = types.field_violations(**{k: v for k, v in changes.items() if k != "schedule"})
+        if changes.get("schedule") is not None:
+            violations += changes["schedule"].violations()
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            changed = {name: value for name, value in changes.items() if getattr(job, name) != value}
+            if not changed:
+                return OperationResult.success((job, []))
+            if "schedule" in changed and job.status is JobStatus.SCHEDULED:
+                schedule: Schedule | None = changed["schedule"]
+                if schedule is None:
+                    return OperationResult.failed_precondition(
+                        f"job {job.id} is SCHEDULED: cancel it before removing its schedule",
+                        current_state=job.status,
+                    )
+                changed["next_run_at"] = schedule.first_fire(now)
+            after = job.changed(at=now, **changed)
+            fields = tuple(sorted(name for name in changed if name != "next_run_at"))
+            return self._decided(after, (JobEventType.UPDATED, types.job_event(after, fields)), actor=actor)
+
+        return self._change(actor, job_id, permissions.UPDATE, expected_version, decide)
+
+    def delete_job(
+        self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Delete a job that is not RUNNING, with its runs; returns it as it was."""
+        with storage_guard("job", job_id) as failed:
+            with self._uow() as uow:
+                job = uow.jobs.get(actor.tenant, job_id)
+                refused = self._refuse(actor, job_id, job, permissions.DELETE, expected_version)
+                if refused is not None:
+                    return refused
+                assert job is not None
+                if job.status is JobStatus.RUNNING:
+                    return OperationResult.failed_precondition(
+                        f"job {job.id} is RUNNING: cancel it before deleting it", current_state=job.status
+                    )
+                uow.jobs.delete(job)
+                uow.events.append(self._event(JobEventType.DELETED, types.job_event(job), actor, job))
+                uow.commit()
+            return OperationResult.success(job)
+        return failed.result
+
+    def list_jobs(
+        self,
+        actor: Actor,
+        filters: JobFilters | None = None,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> OperationResult[Page[Job]]:
+        """The jobs the actor may read that match ``filters``, one keyset page at a time."""
+        filters = filters or JobFilters()
+        violations = list(_filter_violations(filters))
+        if violations:
+            return OperationResult.invalid(*violations)
+        if permissions.reads_only_own(actor):
+            if filters.owner not in (None, actor.id):
+                return OperationResult.success(Page(items=[]))
+            filters = dataclasses.replace(filters, owner=actor.id)
+        elif not permissions.may_ever(actor, permissions.READ):
+            return OperationResult.success(Page(items=[]))
+        fingerprint = pagination.fingerprint(actor.tenant, *filters.fingerprint_parts())
+        try:
+            request = pagination.page_request(page_size, page_token, fingerprint)
+        except pagination.InvalidPageRequest as exc:
+            return OperationResult.invalid_argument(exc.field, exc.description)
+        with self._uow(read_only=True) as uow:
+            rows = uow.jobs.list(actor.tenant, filters, after=request.after, limit=request.size + 1)
+        last = rows[request.size - 1].id if len(rows) > request.size else None
+        return OperationResult.success(pagination.make_page(rows, request, last, fingerprint))
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def schedule_job(
+        self,
+        actor: Actor,
+        job_id: uuid.UUID,
+        schedule: Schedule | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> OperationResult[Job]:
+        """Schedule the job by ``schedule`` (or the one it has); it becomes SCHEDULED."""
+        if schedule is not None:
+            violations = list(schedule.violations())
+            if violations:
+                return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            chosen = schedule or job.schedule
+            if chosen is None:
+                return OperationResult.invalid_argument("schedule", "is required: the job has no schedule")
+            rerun = job.status in types.TERMINAL
+            moved = job.transition(
+                JobCall.SCHEDULE,
+                JobStatus.SCHEDULED,
+                at=now,
+                schedule=chosen,
+                next_run_at=chosen.first_fire(now),
+                attempt_count=0 if rerun else job.attempt_count,
+                finished_at=None if rerun else job.finished_at,
+            )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            return self._decided(
+                after,
+                (JobEventType.SCHEDULED, self._schedule_payload(after)),
+                status_from=job,
+                actor=actor,
+            )
+
+        return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
+
+    def start_job(
+        self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Claim a PENDING or SCHEDULED job: it becomes RUNNING and a run opens.
+
+        Two workers racing for one job: exactly one wins, the other gets ABORTED.
+        """
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            moved = job.transition(
+                JobCall.START,
+                JobStatus.RUNNING,
+                at=now,
+                attempt_count=job.attempt_count + 1,
+                started_at=now,
+                next_run_at=None,
+            )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            run = JobRun(
+                id=new_id(),
+                job_id=job.id,
+                tenant=job.tenant,
+                attempt=after.attempt_count,
+                started_by=actor.id,
+                started_at=now,
+            )
+            uow.jobs.add_run(run)
+            return self._decided(
+                after,
+                (JobEventType.STARTED, types.status_event(job, after, run=run)),
+                status_from=job,
+                actor=actor,
+            )
+
+        return self._change(actor, job_id, permissions.START, expected_version, decide)
+
+    def complete_job(
+        self,
+        actor: Actor,
+        job_id: uuid.UUID,
+        result: JobResult | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> OperationResult[Job]:
+        """Finish the running attempt successfully: SUCCEEDED, or SCHEDULED again if it recurs."""
+        result = result or JobResult()
+        violations = list(validation.json_object("result.data", result.data))
+        violations += validation.text("result.message", result.message, max_length=ERROR_MAX)
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            recurs = job.schedule is not None and job.schedule.recurring
+            if recurs:
+                assert job.schedule is not None
+                next_run = job.schedule.next_fire(now)
+                moved = job.transition(
+                    JobCall.COMPLETE,
+                    JobStatus.SCHEDULED,
+                    at=now,
+                    result=result,
+                    next_run_at=next_run,
+                    attempt_count=0,
+                )
+            else:
+                moved = job.transition(
+                    JobCall.COMPLETE, JobStatus.SUCCEEDED, at=now, result=result, finished_at=now
+                )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            run = self._close_run(uow, job, now, RunStatus.SUCCEEDED, result=result)
+            payload = types.JobResultEvent(
+                job_id=job.id,
+                owner=job.owner,
+                run_id=run.id,
+                attempt=run.attempt,
+                result=dict(result.data),
+                message=result.message,
+                version=after.version,
+                next_run_at=after.next_run_at,
+            )
+            return self._decided(after, (JobEventType.SUCCEEDED, payload), status_from=job, actor=actor)
+
+        return self._change(actor, job_id, permissions.COMPLETE, expected_version, decide)
+
+    def fail_job(
+        self,
+        actor: Actor,
+        job_id: uuid.UUID,
+        error: str,
+        *,
+        retryable: bool = True,
+        expected_version: int | None = None,
+    ) -> OperationResult[Job]:
+        """Finish the running attempt with ``error``.
+
+        When the retry policy leaves an attempt (and ``retryable``), the job is SCHEDULED
+        after an exponential backoff; otherwise it is FAILED. job.failed says which.
+        """
+        violations = list(validation.text("error", error, max_length=ERROR_MAX, required=True))
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            will_retry = retryable and job.retry_policy.allows_retry(job.attempt_count)
+            if will_retry:
+                retry_at = now + job.retry_policy.backoff(job.attempt_count)
+                moved = job.transition(
+                    JobCall.FAIL, JobStatus.SCHEDULED, at=now, last_error=error, next_run_at=retry_at
+                )
+            else:
+                moved = job.transition(
+                    JobCall.FAIL, JobStatus.FAILED, at=now, last_error=error, finished_at=now
+                )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            run = self._close_run(uow, job, now, RunStatus.FAILED, error=error)
+            payload = types.JobErrorEvent(
+                job_id=job.id,
+                owner=job.owner,
+                run_id=run.id,
+                attempt=run.attempt,
+                error=error,
+                will_retry=will_retry,
+                version=after.version,
+                next_attempt_at=after.next_run_at if will_retry else None,
+            )
+            return self._decided(after, (JobEventType.FAILED, payload), status_from=job, actor=actor)
+
+        return self._change(actor, job_id, permissions.FAIL, expected_version, decide)
+
+    def cancel_job(
+        self, actor: Actor, job_id: uuid.UUID, reason: str = "", *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Cancel a PENDING, SCHEDULED or RUNNING job; a running attempt closes CANCELLED."""
+        violations = list(validation.text("reason", reason, max_length=REASON_MAX))
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            moved = job.transition(
+                JobCall.CANCEL, JobStatus.CANCELLED, at=now, finished_at=now, next_run_at=None
+            )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            run = self._close_run(uow, job, now, RunStatus.CANCELLED, error=reason or None)
+            payload = types.status_event(job, after, run=run, reason=reason)
+            return self._decided(after, (JobEventType.CANCELLED, payload), status_from=job, actor=actor)
+
+        return self._change(actor, job_id, permissions.CANCEL, expected_version, decide)
+
+    # -- worker queries ---------------------------------------------------------------
+
+    def get_pending_jobs(
+        self, actor: Actor, *, kinds: frozenset[str] = frozenset(), limit: int = 100
+    ) -> OperationResult[list[Job]]:
+        """PENDING jobs the actor may read, highest priority first: what workers poll."""
+        return self._by_status(actor, JobStatus.PENDING, kinds, limit)
+
+    def get_running_jobs(
+        self, actor: Actor, *, kinds: frozenset[str] = frozenset(), limit: int = 100
+    ) -> OperationResult[list[Job]]:
+        """RUNNING jobs the actor may read."""
+        return self._by_status(actor, JobStatus.RUNNING, kinds, limit)
+
+    def _by_status(
+        self, actor: Actor, status: JobStatus, kinds: frozenset[str], limit: int
+    ) -> OperationResult[list[Job]]:
+        if not 0 < limit <= pagination.MAX_PAGE_SIZE:
+            return OperationResult.invalid_argument(
+                "limit", f"must be between 1 and {pagination.MAX_PAGE_SIZE}"
+            )
+        if not permissions.may_ever(actor, permissions.READ):
+            return OperationResult.success([])
+        owner = actor.id if permissions.reads_only_own(actor) else None
+        with self._uow(read_only=True) as uow:
+            jobs = uow.jobs.list_by_status(actor.tenant, status, owner=owner, kinds=kinds, limit=limit)
+        return OperationResult.success(list(jobs))
+
+    def get_job_history(
+        self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
+    ) -> OperationResult[Page[JobRun]]:
+        """The runs of a job, newest first."""
+        fingerprint = pagination.fingerprint("runs", actor.tenant, job_id)
+        try:
+            request = pagination.page_request(page_size, page_token, fingerprint)
+        except pagination.InvalidPageRequest as exc:
+            return OperationResult.invalid_argument(exc.field, exc.description)
+        with self._uow(read_only=True) as uow:
+            job = uow.jobs.get(actor.tenant, job_id)
+            if job is None or not permissions.can_read(actor, job):
+                return OperationResult.not_found("job", job_id)
+            runs = uow.jobs.runs(job_id, before=request.after, limit=request.size + 1)
+        last = runs[request.size - 1].id if len(runs) > request.size else None
+        return OperationResult.success(pagination.make_page(runs, request, last, fingerprint))
+
+    # -- shared steps -------------------------------------------------------------------
+
+    def _change(
+        self,
+        actor: Actor,
+        job_id: uuid.UUID,
+        action: str,
+        expected_version: int | None,
+        decide: Callable[[UnitOfWork, Job, datetime], Decision],
+    ) -> OperationResult[Job]:
+        """Load, authorize, decide, persist with the version check, record events, commit."""
+        with storage_guard("job", job_id) as failed:
+            with self._uow() as uow:
+                job = uow.jobs.get(actor.tenant, job_id)
+                refused = self._refuse(actor, job_id, job, action, expected_version)
+                if refused is not None:
+                    return refused
+                assert job is not None
+                decided = decide(uow, job, self._clock.now())
+                if not decided.ok:
+                    return decided.as_failure()
+                after, emitted = decided.value
+                if after is job:
+                    return OperationResult.success(job)
+                uow.jobs.save(after, expected_version=job.version)
+                uow.events.append(*emitted)
+                uow.commit()
+            return OperationResult.success(after)
+        return failed.result
+
+    @staticmethod
+    def _refuse(
+        actor: Actor, job_id: uuid.UUID, job: Job | None, action: str, expected_version: int | None
+    ) -> OperationResult[Job] | None:
+        if job is None or not permissions.can_read(actor, job):
+            return OperationResult.not_found("job", job_id)
+        if not permissions.can(actor, action, job):
+            return OperationResult.denied(action, "job", job_id, actor.id)
+        if expected_version is not None and expected_version != job.version:
+            return OperationResult.aborted("job", job_id, expected_version, job.version)
+        return None
+
+    def _decided(
+        self,
+        after: Job,
+        specific: tuple[JobEventType, Payload],
+        *,
+        actor: Actor,
+        status_from: Job | None = None,
+    ) -> Decision:
+        """The job after a step, its specific event and job.status_changed when it moved."""
+        emitted = [self._event(specific[0], specific[1], actor, after)]
+        if status_from is not None and status_from.status is not after.status:
+            payload = specific[1]
+            if not isinstance(payload, types.JobStatusEvent):
+                payload = types.status_event(status_from, after)
+            emitted.append(self._event(JobEventType.STATUS_CHANGED, payload, actor, after))
+        return OperationResult.success((after, emitted))
+
+    def _close_run(
+        self,
+        uow: UnitOfWork,
+        job: Job,
+        now: datetime,
+        status: RunStatus,
+        *,
+        result: JobResult | None = None,
+        error: str | None = None,
+    ) -> JobRun:
+        run = uow.jobs.open_run(job.id)
+        if run is None:
+            # A job that never started (cancelled while PENDING) has no run to close.
+            return JobRun(
+                id=new_id(),
+                job_id=job.id,
+                tenant=job.tenant,
+                attempt=job.attempt_count,
+                started_by="",
+                started_at=now,
+                finished_at=now,
+                status=status,
+            )
+        closed = dataclasses.replace(run, status=status, finished_at=now, result=result, error=error)
+        uow.jobs.save_run(closed)
+        return closed
+
+    def _event(self, event_type: JobEventType, payload: Payload, actor: Actor, job: Job) -> Event:
+        return new_event(
+            event_type, payload, actor=actor, clock=self._clock, resource_id=job.id, job_id=job.id
+        )
+
+    def _scheduled_event(self, actor: Actor, job: Job) -> Event:
+        return self._event(JobEventType.SCHEDULED, self._schedule_payload(job), actor, job)
+
+    @staticmethod
+    def _schedule_payload(job: Job) -> types.JobScheduleEvent:
+        assert job.schedule is not None and job.next_run_at is not None
+        return types.JobScheduleEvent(
+            job_id=job.id,
+            owner=job.owner,
+            schedule_kind=job.schedule.kind,
+            next_run_at=job.next_run_at,
+            version=job.version,
+        )
+
+
+def _filter_violations(filters: JobFilters) -> Sequence[FieldViolation]:
+    found = list(validation.labels("filter.labels", filters.labels))
+    if filters.created_after and filters.created_before and filters.created_after > filters.created_before:
+        found.append(FieldViolation("filter.created_before", "must not be before created_after"))
+    return found

@@ -1,0 +1,500 @@
+"""Job domain types, the job status machine as data, and the job event payloads."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import uuid
+import zoneinfo
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from croniter import croniter
+
+from core.common import validation
+from core.common.result import FieldViolation, OperationResult
+from core.messaging import events
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its lifecycle."""
+
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class JobCall(enum.StrEnum):
+    """The lifecycle calls that move a job."""
+
+    SCHEDULE = "schedule"
+    START = "start"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    PROMOTE = "promote"  # the scheduler: a due SCHEDULED job becomes PENDING
+
+
+P, S, R = JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING
+OK, KO, X = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+
+# The status machine of DESIGN.md §3: (from, call) -> the states the call may lead to.
+TRANSITIONS: Final[Mapping[tuple[JobStatus, JobCall], frozenset[JobStatus]]] = {
+    (P, JobCall.SCHEDULE): frozenset({S}),
+    (P, JobCall.START): frozenset({R}),
+    (P, JobCall.CANCEL): frozenset({X}),
+    (S, JobCall.SCHEDULE): frozenset({S}),
+    (S, JobCall.START): frozenset({R}),
+    (S, JobCall.CANCEL): frozenset({X}),
+    (S, JobCall.PROMOTE): frozenset({P}),
+    (R, JobCall.COMPLETE): frozenset({OK, S}),  # SCHEDULED when the job recurs
+    (R, JobCall.FAIL): frozenset({KO, S}),  # SCHEDULED when a retry remains
+    (R, JobCall.CANCEL): frozenset({X}),
+    (OK, JobCall.SCHEDULE): frozenset({S}),
+    (KO, JobCall.SCHEDULE): frozenset({S}),
+    (X, JobCall.SCHEDULE): frozenset({S}),
+}
+
+# The state each call is named after, used to word a refused transition.
+CALL_TARGET: Final[Mapping[JobCall, JobStatus]] = {
+    JobCall.SCHEDULE: S,
+    JobCall.START: R,
+    JobCall.COMPLETE: OK,
+    JobCall.FAIL: KO,
+    JobCall.CANCEL: X,
+    JobCall.PROMOTE: P,
+}
+
+TERMINAL: Final = frozenset({OK, KO, X})
+
+
+class ScheduleKind(enum.StrEnum):
+    """How a schedule fires."""
+
+    ONCE = "ONCE"
+    CRON = "CRON"
+    INTERVAL = "INTERVAL"
+
+
+MIN_INTERVAL = timedelta(seconds=1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """When a job runs: once at an instant, by a cron expression in a zone, or every interval."""
+
+    kind: ScheduleKind
+    run_at: datetime | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    interval: timedelta | None = None
+
+    @staticmethod
+    def once(at: datetime) -> Schedule:
+        """Run once at ``at``."""
+        return Schedule(kind=ScheduleKind.ONCE, run_at=at)
+
+    @staticmethod
+    def cron_expression(expression: str, timezone: str = "UTC") -> Schedule:
+        """Run at each instant ``expression`` names, read in ``timezone``."""
+        return Schedule(kind=ScheduleKind.CRON, cron=expression, timezone=timezone)
+
+    @staticmethod
+    def every(interval: timedelta) -> Schedule:
+        """Run every ``interval``."""
+        return Schedule(kind=ScheduleKind.INTERVAL, interval=interval)
+
+    @property
+    def recurring(self) -> bool:
+        """True for cron and interval schedules."""
+        return self.kind is not ScheduleKind.ONCE
+
+    def violations(self, field: str = "schedule") -> Iterator[FieldViolation]:
+        """What is wrong with this schedule, field by field."""
+        if self.kind is ScheduleKind.ONCE:
+            if self.run_at is None:
+                yield FieldViolation(f"{field}.run_at", "is required for a one-off schedule")
+            elif self.run_at.tzinfo is None:
+                yield FieldViolation(f"{field}.run_at", "must carry a time zone")
+        elif self.kind is ScheduleKind.CRON:
+            if not self.cron or not _valid_cron(self.cron):
+                yield FieldViolation(f"{field}.cron", f"is not a valid cron expression: {self.cron!r}")
+            if _zone(self.timezone) is None:
+                yield FieldViolation(f"{field}.timezone", f"is not an IANA time zone: {self.timezone!r}")
+        elif self.interval is None or self.interval < MIN_INTERVAL:
+            yield FieldViolation(f"{field}.interval", f"must be at least {MIN_INTERVAL.total_seconds():g}s")
+
+    def first_fire(self, now: datetime) -> datetime:
+        """When a job given this schedule at ``now`` first runs."""
+        if self.kind is ScheduleKind.ONCE:
+            assert self.run_at is not None
+            return self.run_at
+        return self.next_fire(now)
+
+    def next_fire(self, after: datetime) -> datetime:
+        """The first instant strictly after ``after`` at which a recurring schedule fires."""
+        if self.kind is ScheduleKind.INTERVAL:
+            assert self.interval is not None
+            return after + self.interval
+        if self.kind is ScheduleKind.ONCE:
+            assert self.run_at is not None
+            return self.run_at
+        zone = _zone(self.timezone)
+        assert zone is not None and self.cron is not None
+        fire: datetime = croniter(self.cron, after.astimezone(zone)).get_next(datetime)
+        return fire.astimezone(after.tzinfo)
+
+
+_CRON_FIELDS = re.compile(r"^\S+(\s+\S+){4}$")
+
+
+def _valid_cron(expression: str) -> bool:
+    # Five fields only: seconds and years are not part of the contract.
+    return bool(_CRON_FIELDS.match(expression.strip())) and bool(croniter.is_valid(expression))
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often a failed job is tried again, and how long to wait between attempts."""
+
+    max_attempts: int = 1
+    initial_backoff: timedelta = timedelta(seconds=1)
+    max_backoff: timedelta = timedelta(minutes=5)
+    multiplier: float = 2.0
+
+    def violations(self, field: str = "retry_policy") -> Iterator[FieldViolation]:
+        """What is wrong with this policy, field by field."""
+        yield from validation.int_range(f"{field}.max_attempts", self.max_attempts, 1, 100)
+        if self.initial_backoff <= timedelta(0):
+            yield FieldViolation(f"{field}.initial_backoff", "must be positive")
+        if self.max_backoff < self.initial_backoff:
+            yield FieldViolation(f"{field}.max_backoff", "must not be shorter than initial_backoff")
+        if not 1.0 <= self.multiplier <= 10.0:
+            yield FieldViolation(f"{field}.multiplier", f"must be between 1 and 10 (got {self.multiplier})")
+
+    def backoff(self, failed_attempt: int) -> timedelta:
+        """The wait after the ``failed_attempt``-th attempt failed (1-based)."""
+        seconds = self.initial_backoff.total_seconds() * self.multiplier ** (failed_attempt - 1)
+        return min(timedelta(seconds=seconds), self.max_backoff)
+
+    def allows_retry(self, attempts_made: int) -> bool:
+        """True when another attempt remains after ``attempts_made``."""
+        return attempts_made < self.max_attempts
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobResult:
+    """What a successful run produced."""
+
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A unit of machine work; changes return a new value with the next version."""
+
+    id: uuid.UUID
+    tenant: str
+    name: str
+    description: str = ""
+    kind: str
+    payload: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    priority: int = 0
+    status: JobStatus = JobStatus.PENDING
+    owner: str
+    schedule: Schedule | None = None
+    retry_policy: RetryPolicy = RetryPolicy()
+    attempt_count: int = 0
+    result: JobResult | None = None
+    last_error: str | None = None
+    next_run_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    version: int = 1
+    task_total: int = 0
+    task_done: int = 0
+    request_id: str | None = None
+
+    def transition(
+        self, call: JobCall, target: JobStatus, *, at: datetime, **changes: Any
+    ) -> OperationResult[Job]:
+        """The job after ``call`` moves it to ``target`` at ``at``; refused per TRANSITIONS."""
+        allowed = TRANSITIONS.get((self.status, call), frozenset())
+        if target not in allowed:
+            shown = CALL_TARGET[call] if not allowed else target
+            return OperationResult.illegal_transition("job", self.id, self.status, shown)
+        return OperationResult.success(self.changed(at=at, status=target, **changes))
+
+    def changed(self, *, at: datetime, **changes: Any) -> Job:
+        """A copy with ``changes``, the next version and ``updated_at``."""
+        return dataclasses.replace(self, version=self.version + 1, updated_at=at, **changes)
+
+
+class RunStatus(enum.StrEnum):
+    """The outcome of one attempt."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobRun:
+    """One attempt at a job, opened by start_job and closed by complete/fail/cancel."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    tenant: str
+    attempt: int
+    started_by: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: RunStatus = RunStatus.RUNNING
+    result: JobResult | None = None
+    error: str | None = None
+
+
+class Unset(enum.Enum):
+    """Marks a field an update leaves as it is."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobCreate:
+    """What a caller gives to create a job."""
+
+    name: str
+    kind: str
+    description: str = ""
+    payload: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    priority: int = 0
+    schedule: Schedule | None = None
+    retry_policy: RetryPolicy | None = None
+    request_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobUpdate:
+    """The fields an update changes; UNSET ones stay as they are."""
+
+    name: str | Literal[Unset.UNSET] = UNSET
+    description: str | Literal[Unset.UNSET] = UNSET
+    kind: str | Literal[Unset.UNSET] = UNSET
+    payload: Mapping[str, Any] | Literal[Unset.UNSET] = UNSET
+    labels: Mapping[str, str] | Literal[Unset.UNSET] = UNSET
+    priority: int | Literal[Unset.UNSET] = UNSET
+    schedule: Schedule | Literal[Unset.UNSET] | None = UNSET
+    retry_policy: RetryPolicy | Literal[Unset.UNSET] = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this update sets, by name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not UNSET
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobFilters:
+    """Which jobs a listing returns; empty fields do not filter."""
+
+    statuses: frozenset[JobStatus] = frozenset()
+    owner: str | None = None
+    kinds: frozenset[str] = frozenset()
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def fingerprint_parts(self) -> tuple[object, ...]:
+        """A stable description, so a page token is not reused with another filter."""
+        return (
+            sorted(self.statuses),
+            self.owner,
+            sorted(self.kinds),
+            sorted(self.labels.items()),
+            self.created_after.isoformat() if self.created_after else None,
+            self.created_before.isoformat() if self.created_before else None,
+        )
+
+
+KIND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,99}$")
+NAME_MAX, DESCRIPTION_MAX, REQUEST_ID_MAX = 200, 10_000, 200
+PRIORITY_MIN, PRIORITY_MAX = 0, 1000
+
+
+def field_violations(
+    *,
+    name: str | None = None,
+    kind: str | None = None,
+    description: str | None = None,
+    payload: Any = None,
+    labels: Mapping[str, str] | None = None,
+    priority: int | None = None,
+    schedule: Schedule | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> list[FieldViolation]:
+    """Every violation among the given job fields (None means not given)."""
+    found: list[FieldViolation] = []
+    if name is not None:
+        found += validation.text("name", name, max_length=NAME_MAX, required=True)
+    if kind is not None and not KIND.match(kind):
+        found.append(
+            FieldViolation("kind", "must be 1-100 letters, digits or '_.:-/', starting alphanumeric")
+        )
+    if description is not None:
+        found += validation.text("description", description, max_length=DESCRIPTION_MAX)
+    if payload is not None:
+        found += validation.json_object("payload", payload)
+    if labels is not None:
+        found += validation.labels("labels", labels)
+    if priority is not None:
+        found += validation.int_range("priority", priority, PRIORITY_MIN, PRIORITY_MAX)
+    if schedule is not None:
+        found += schedule.violations()
+    if retry_policy is not None:
+        found += retry_policy.violations()
+    return found
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+class JobEventType(enum.StrEnum):
+    """The job event types of DESIGN.md §6."""
+
+    CREATED = "job.created"
+    UPDATED = "job.updated"
+    DELETED = "job.deleted"
+    STATUS_CHANGED = "job.status_changed"
+    SCHEDULED = "job.scheduled"
+    STARTED = "job.started"
+    SUCCEEDED = "job.succeeded"
+    FAILED = "job.failed"
+    CANCELLED = "job.cancelled"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobEvent(events.Payload):
+    """A job was created, updated or deleted; ``changed_fields`` for updates."""
+
+    job_id: uuid.UUID
+    name: str
+    kind: str
+    owner: str
+    status: JobStatus
+    version: int
+    changed_fields: tuple[str, ...] = ()
+    task_total: int = 0
+    task_done: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobStatusEvent(events.Payload):
+    """A job's status moved (also the payload of job.started and job.cancelled)."""
+
+    job_id: uuid.UUID
+    owner: str
+    old_status: JobStatus
+    new_status: JobStatus
+    version: int
+    run_id: uuid.UUID | None = None
+    attempt: int = 0
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobScheduleEvent(events.Payload):
+    """A job was scheduled to run at ``next_run_at``."""
+
+    job_id: uuid.UUID
+    owner: str
+    schedule_kind: ScheduleKind
+    next_run_at: datetime
+    version: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobResultEvent(events.Payload):
+    """A run succeeded; ``next_run_at`` is set when the job recurs."""
+
+    job_id: uuid.UUID
+    owner: str
+    run_id: uuid.UUID
+    attempt: int
+    result: Mapping[str, Any]
+    message: str
+    version: int
+    next_run_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobErrorEvent(events.Payload):
+    """A run failed; ``will_retry`` and ``next_attempt_at`` say whether it runs again."""
+
+    job_id: uuid.UUID
+    owner: str
+    run_id: uuid.UUID
+    attempt: int
+    error: str
+    will_retry: bool
+    version: int
+    next_attempt_at: datetime | None = None
+
+
+events.register(JobEvent, JobEventType.CREATED, JobEventType.UPDATED, JobEventType.DELETED)
+events.register(JobStatusEvent, JobEventType.STATUS_CHANGED, JobEventType.STARTED, JobEventType.CANCELLED)
+events.register(JobScheduleEvent, JobEventType.SCHEDULED)
+events.register(JobResultEvent, JobEventType.SUCCEEDED)
+events.register(JobErrorEvent, JobEventType.FAILED)
+
+
+def job_event(job: Job, changed_fields: tuple[str, ...] = ()) -> JobEvent:
+    """The JobEvent payload describing ``job``."""
+    return JobEvent(
+        job_id=job.id,
+        name=job.name,
+        kind=job.kind,
+        owner=job.owner,
+        status=job.status,
+        version=job.version,
+        changed_fields=changed_fields,
+        task_total=job.task_total,
+        task_done=job.task_done,
+    )
+
+
+def status_event(before: Job, after: Job, *, run: JobRun | None = None, reason: str = "") -> JobStatusEvent:
+    """The JobStatusEvent payload of ``before`` becoming ``after``."""
+    return JobStatusEvent(
+        job_id=after.id,
+        owner=after.owner,
+        old_status=before.status,
+        new_status=after.status,
+        version=after.version,
+        run_id=run.id if run else None,
+        attempt=run.attempt if run else after.attempt_count,
+        reason=reason,
+    )

@@ -1,0 +1,52 @@
+"""Who may do what to a task: the role table of DESIGN.md §7, as data."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from core.common import access
+from core.common.access import Reach
+from core.common.actor import Actor, Role
+from core.services.tasks.types import Task
+
+A, OP, M, V, S = Role.ADMIN, Role.OPERATOR, Role.MEMBER, Role.VIEWER, Role.SYSTEM
+ANY, OWN, MINE, NONE = Reach.ANY, Reach.OWN, Reach.OWN | Reach.ASSIGNED, Reach.NONE
+
+READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
+ASSIGN, COMPLETE, CANCEL, REOPEN = "assign", "complete", "cancel", "reopen"
+
+# action -> role -> which tasks. MINE = owned by or assigned to the actor. Operators read
+# all and assign any task; members act on what they own, and read, progress, complete and
+# reopen what is assigned to them; viewers only read.
+RULES: Final[access.Rules] = {
+    #          admin     operator   member     viewer     system
+    READ:     {A: ANY,   OP:ANY,    M: MINE,   V: ANY,    S: ANY},
+    CREATE:   {A: ANY,   OP:ANY,    M: ANY,    V: NONE,   S: ANY},
+    UPDATE:   {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   S: ANY},
+    DELETE:   {A: ANY,   OP:OWN,    M: OWN,    V: NONE,   S: ANY},
+    ASSIGN:   {A: ANY,   OP:ANY,    M: OWN,    V: NONE,   S: ANY},
+    COMPLETE: {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   S: ANY},
+    CANCEL:   {A: ANY,   OP:OWN,    M: OWN,    V: NONE,   S: ANY},
+    REOPEN:   {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   S: ANY},
+}  # fmt: skip
+
+
+def can(actor: Actor, action: str, task: Task) -> bool:
+    """True when ``actor`` may do ``action`` to ``task``."""
+    return access.allows(RULES, actor, action, tenant=task.tenant, owner=task.owner, assignee=task.assignee)
+
+
+def can_read(actor: Actor, task: Task) -> bool:
+    """True when ``actor`` may see ``task`` (otherwise it is NOT_FOUND to them)."""
+    return can(actor, READ, task)
+
+
+def may_ever(actor: Actor, action: str) -> bool:
+    """True when some task could allow ``action``: the interceptor's early check."""
+    return access.permits_any(RULES, actor, action)
+
+
+def reads_only_own(actor: Actor) -> bool:
+    """True when the actor's listings must be narrowed to tasks it owns or is assigned."""
+    granted = access.reach(RULES, actor, READ)
+    return granted != NONE and ANY not in granted

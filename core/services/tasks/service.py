@@ -1,0 +1,404 @@
+"""TaskService: tasks and subtasks, assignment, their status machine and their events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from core.common import pagination, validation
+from core.common.actor import Actor
+from core.common.clock import Clock, SystemClock
+from core.common.errors import ConflictError, storage_guard
+from core.common.ids import new_id
+from core.common.pagination import Page
+from core.common.result import FieldViolation, OperationResult
+from core.messaging.events import Event, Payload, new_event
+from core.services.jobs import permissions as job_permissions
+from core.services.tasks import permissions, types
+from core.services.tasks.types import (
+    Task,
+    TaskCall,
+    TaskCreate,
+    TaskEventType,
+    TaskFilters,
+    TaskPriority,
+    TaskStatus,
+    TaskUpdate,
+)
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+# A change decides the tasks it writes (each with the version it was read at) and its events.
+Change = tuple[Task, list[tuple[Task, int]], list[Event]]
+Decision = OperationResult[Change]
+
+
+class TaskService:
+    """Create, read, assign and move tasks on behalf of an actor; every method checks permissions."""
+
+    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock | None = None) -> None:
+        self._uow = uow
+        self._clock = clock or SystemClock()
+
+    # -- create and read ------------------------------------------------------------------
+
+    def create_task(self, actor: Actor, task: TaskCreate) -> OperationResult[Task]:
+        """Create a top-level task owned by the actor, optionally in a job.
+
+        A retry with the same ``request_id`` by the same actor returns the first task.
+        """
+        return self._create(actor, task, parent_id=None)
+
+    def create_subtask(self, actor: Actor, parent_id: uuid.UUID, task: TaskCreate) -> OperationResult[Task]:
+        """Create a task under ``parent_id``; it lives in the parent's tenant and job."""
+        return self._create(actor, task, parent_id=parent_id)
+
+    def _create(
+        self, actor: Actor, spec: TaskCreate, *, parent_id: uuid.UUID | None
+    ) -> OperationResult[Task]:
+        violations = types.field_violations(
+            title=spec.title,
+            description=spec.description,
+            priority=spec.priority,
+            assignee=spec.assignee,
+            due_at=spec.due_at,
+            labels=spec.labels,
+            request_id=spec.request_id,
+        )
+        if violations:
+            return OperationResult.invalid(*violations)
+        if not permissions.may_ever(actor, permissions.CREATE):
+            return OperationResult.denied("create", "task", "in tenant " + actor.tenant, actor.id)
+        try:
+            return self._insert(actor, spec, parent_id)
+        except ConflictError:
+            # A concurrent retry with the same request id won the insert: answer with its task.
+            assert spec.request_id is not None
+            with self._uow(read_only=True) as uow:
+                existing = uow.tasks.get_by_request_id(actor.tenant, actor.id, spec.request_id)
+            if existing is None:
+                raise
+            return OperationResult.success(existing)
+
+    def _insert(self, actor: Actor, spec: TaskCreate, parent_id: uuid.UUID | None) -> OperationResult[Task]:
+        now = self._clock.now()
+        with self._uow() as uow:
+            if spec.request_id is not None:
+                existing = uow.tasks.get_by_request_id(actor.tenant, actor.id, spec.request_id)
+                if existing is not None:
+                    return OperationResult.success(existing)
+            job_id = spec.job_id
+            if parent_id is not None:
+                parent = uow.tasks.get(actor.tenant, parent_id)
+                if parent is None or not permissions.can_read(actor, parent):
+                    return OperationResult.invalid_argument("parent_id", f"no task {parent_id}")
+                if job_id is not None and job_id != parent.job_id:
+                    return OperationResult.invalid_argument("job_id", "a subtask belongs to its parent's job")
+                job_id = parent.job_id
+            elif job_id is not None:
+                job = uow.jobs.get(actor.tenant, job_id)
+                if job is None or not job_permissions.can_read(actor, job):
+                    return OperationResult.invalid_argument("job_id", f"no job {job_id}")
+            task = Task(
+                id=new_id(),
+                tenant=actor.tenant,
+                title=spec.title,
+                description=spec.description,
+                priority=TaskPriority(spec.priority),
+                owner=actor.id,
+                assignee=spec.assignee,
+                parent_id=parent_id,
+                job_id=job_id,
+                due_at=spec.due_at,
+                labels=dict(spec.labels),
+                created_at=now,
+                updated_at=now,
+                request_id=spec.request_id,
+            )
+            uow.tasks.add(task)
+            uow.events.append(self._event(TaskEventType.CREATED, types.task_event(task), actor, task))
+            if task.assignee is not None:
+                uow.events.append(
+                    self._event(TaskEventType.ASSIGNED, _assign_payload(None, task), actor, task)
+                )
+            uow.commit()
+        return OperationResult.success(task)
+
+    def get_task(self, actor: Actor, task_id: uuid.UUID) -> OperationResult[Task]:
+        """The task, if the actor may read it."""
+        with self._uow(read_only=True) as uow:
+            task = uow.tasks.get(actor.tenant, task_id)
+        if task is None or not permissions.can_read(actor, task):
+            return OperationResult.not_found("task", task_id)
+        return OperationResult.success(task)
+
+    def list_tasks(
+        self,
+        actor: Actor,
+        filters: TaskFilters | None = None,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> OperationResult[Page[Task]]:
+        """The tasks the actor may read that match ``filters``, one keyset page at a time."""
+        filters = filters or TaskFilters()
+        violations = list(validation.labels("filter.labels", filters.labels))
+        if filters.due_after and filters.due_before and filters.due_after > filters.due_before:
+            violations.append(FieldViolation("filter.due_before", "must not be before due_after"))
+        if violations:
+            return OperationResult.invalid(*violations)
+        if not permissions.may_ever(actor, permissions.READ):
+            return OperationResult.success(Page(items=[]))
+        reader = actor.id if permissions.reads_only_own(actor) else None
+        fingerprint = pagination.fingerprint(actor.tenant, reader, *filters.fingerprint_parts())
+        try:
+            request = pagination.page_request(page_size, page_token, fingerprint)
+        except pagination.InvalidPageRequest as exc:
+            return OperationResult.invalid_argument(exc.field, exc.description)
+        with self._uow(read_only=True) as uow:
+            rows = uow.tasks.list(
+                actor.tenant, filters, reader=reader, after=request.after, limit=request.size + 1
+            )
+        last = rows[request.size - 1].id if len(rows) > request.size else None
+        return OperationResult.success(pagination.make_page(rows, request, last, fingerprint))
+
+    def get_subtasks(
+        self, actor: Actor, task_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
+    ) -> OperationResult[Page[Task]]:
+        """The direct subtasks of a task the actor may read."""
+        parent = self.get_task(actor, task_id)
+        if not parent.ok:
+            return parent.as_failure()
+        return self.list_tasks(
+            actor, TaskFilters(parent_id=task_id), page_size=page_size, page_token=page_token
+        )
+
+    # -- changes --------------------------------------------------------------------------
+
+    def update_task(
+        self, actor: Actor, task_id: uuid.UUID, update: TaskUpdate, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Change the fields ``update`` sets; a status change moves OPEN <-> IN_PROGRESS."""
+        changes = update.changes()
+        violations = types.field_violations(
+            **{
+                k: v
+                for k, v in changes.items()
+                if k in {"title", "description", "priority", "labels", "due_at"}
+            }
+        )
+        if "status" in changes and changes["status"] not in set(TaskStatus):
+            violations.append(FieldViolation("status", f"must be one of {', '.join(TaskStatus)}"))
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+            changed = {name: value for name, value in changes.items() if getattr(task, name) != value}
+            if not changed:
+                return OperationResult.success((task, [], []))
+            if "status" in changed:
+                moved = task.transition(TaskCall.UPDATE, TaskStatus(changed.pop("status")), at=now, **changed)
+                if not moved.ok:
+                    return moved.as_failure()
+                after = moved.value
+            else:
+                after = task.changed(at=now, **changed)
+            fields = tuple(sorted({*changed, *(["status"] if after.status is not task.status else [])}))
+            emitted = [self._event(TaskEventType.UPDATED, types.task_event(after, fields), actor, after)]
+            if after.status is not task.status:
+                emitted.append(
+                    self._event(TaskEventType.STATUS_CHANGED, types.status_event(task, after), actor, after)
+                )
+            return OperationResult.success((after, [(after, task.version)], emitted))
+
+        return self._change(actor, task_id, permissions.UPDATE, expected_version, decide)
+
+    def assign_task(
+        self, actor: Actor, task_id: uuid.UUID, assignee: str | None, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Give the task to ``assignee`` (None unassigns); emits task.assigned with both."""
+        violations = types.field_violations(assignee=assignee)
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+            if task.assignee == assignee:
+                return OperationResult.success((task, [], []))
+            if not task.is_open:
+                return OperationResult.failed_precondition(
+                    f"task {task.id} is {task.status}: reopen it before assigning it",
+                    current_state=task.status,
+                )
+            after = task.changed(at=now, assignee=assignee)
+            payload = _assign_payload(task.assignee, after)
+            return OperationResult.success(
+                (after, [(after, task.version)], [self._event(TaskEventType.ASSIGNED, payload, actor, after)])
+            )
+
+        return self._change(actor, task_id, permissions.ASSIGN, expected_version, decide)
+
+    def complete_task(
+        self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Complete an OPEN or IN_PROGRESS task whose subtasks are all done."""
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+            moved = task.transition(TaskCall.COMPLETE, TaskStatus.COMPLETED, at=now, completed_at=now)
+            if not moved.ok:
+                return moved.as_failure()
+            still_open = [t for t in uow.tasks.descendants(task.tenant, task.id) if t.is_open]
+            if still_open:
+                ids = [str(t.id) for t in still_open]
+                return OperationResult.failed_precondition(
+                    f"task {task.id} has {len(ids)} open subtask(s): {', '.join(ids)}",
+                    current_state=task.status,
+                    open_subtasks=ids,
+                )
+            after = moved.value
+            return OperationResult.success(
+                (
+                    after,
+                    [(after, task.version)],
+                    self._status_events(TaskEventType.COMPLETED, task, after, actor),
+                )
+            )
+
+        return self._change(actor, task_id, permissions.COMPLETE, expected_version, decide)
+
+    def cancel_task(
+        self, actor: Actor, task_id: uuid.UUID, reason: str = "", *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Cancel an OPEN or IN_PROGRESS task and, with it, every open task below it."""
+        violations = list(validation.text("reason", reason, max_length=types.REASON_MAX))
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+            moved = task.transition(
+                TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=reason or None
+            )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            writes = [(after, task.version)]
+            emitted = self._status_events(TaskEventType.CANCELLED, task, after, actor, reason)
+            cascade_reason = reason or f"parent task {task.id} cancelled"
+            for below in uow.tasks.descendants(task.tenant, task.id):
+                if below.is_open:
+                    cancelled = below.changed(
+                        at=now, status=TaskStatus.CANCELLED, cancel_reason=cascade_reason
+                    )
+                    writes.append((cancelled, below.version))
+                    emitted += self._status_events(
+                        TaskEventType.CANCELLED, below, cancelled, actor, cascade_reason
+                    )
+            return OperationResult.success((after, writes, emitted))
+
+        return self._change(actor, task_id, permissions.CANCEL, expected_version, decide)
+
+    def reopen_task(
+        self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Move a COMPLETED or CANCELLED task back to OPEN."""
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+            moved = task.transition(
+                TaskCall.REOPEN, TaskStatus.OPEN, at=now, completed_at=None, cancel_reason=None
+            )
+            if not moved.ok:
+                return moved.as_failure()
+            after = moved.value
+            event = self._event(TaskEventType.STATUS_CHANGED, types.status_event(task, after), actor, after)
+            return OperationResult.success((after, [(after, task.version)], [event]))
+
+        return self._change(actor, task_id, permissions.REOPEN, expected_version, decide)
+
+    def delete_task(
+        self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Delete a task and its whole subtree, one task.deleted per task; returns the root."""
+        with storage_guard("task", task_id) as guard:
+            with self._uow() as uow:
+                task = uow.tasks.get(actor.tenant, task_id)
+                refused = _refuse(actor, task_id, task, permissions.DELETE, expected_version)
+                if refused is not None:
+                    return refused
+                assert task is not None
+                subtree = [*uow.tasks.descendants(task.tenant, task.id)]
+                for doomed in [*reversed(subtree), task]:  # children before their parents
+                    uow.tasks.delete(doomed)
+                    uow.events.append(
+                        self._event(TaskEventType.DELETED, types.task_event(doomed), actor, doomed)
+                    )
+                uow.commit()
+            return OperationResult.success(task)
+        return guard.result
+
+    # -- shared steps -----------------------------------------------------------------------
+
+    def _change(
+        self,
+        actor: Actor,
+        task_id: uuid.UUID,
+        action: str,
+        expected_version: int | None,
+        decide: Callable[[UnitOfWork, Task, datetime], Decision],
+    ) -> OperationResult[Task]:
+        """Load, authorize, decide, persist with version checks, record events, commit."""
+        with storage_guard("task", task_id) as guard:
+            with self._uow() as uow:
+                task = uow.tasks.get(actor.tenant, task_id)
+                refused = _refuse(actor, task_id, task, action, expected_version)
+                if refused is not None:
+                    return refused
+                assert task is not None
+                decided = decide(uow, task, self._clock.now())
+                if not decided.ok:
+                    return decided.as_failure()
+                after, writes, emitted = decided.value
+                if not writes:
+                    return OperationResult.success(task)
+                for changed, read_version in writes:
+                    uow.tasks.save(changed, expected_version=read_version)
+                uow.events.append(*emitted)
+                uow.commit()
+            return OperationResult.success(after)
+        return guard.result
+
+    def _status_events(
+        self, specific: TaskEventType, before: Task, after: Task, actor: Actor, reason: str = ""
+    ) -> list[Event]:
+        """The specific lifecycle event and task.status_changed, sharing one payload."""
+        payload = types.status_event(before, after, reason)
+        return [
+            self._event(specific, payload, actor, after),
+            self._event(TaskEventType.STATUS_CHANGED, payload, actor, after),
+        ]
+
+    def _event(self, event_type: TaskEventType, payload: Payload, actor: Actor, task: Task) -> Event:
+        return new_event(
+            event_type, payload, actor=actor, clock=self._clock, resource_id=task.id, job_id=task.job_id
+        )
+
+
+def _refuse(
+    actor: Actor, task_id: uuid.UUID, task: Task | None, action: str, expected_version: int | None
+) -> OperationResult[Task] | None:
+    if task is None or not permissions.can_read(actor, task):
+        return OperationResult.not_found("task", task_id)
+    if not permissions.can(actor, action, task):
+        return OperationResult.denied(action, "task", task_id, actor.id)
+    if expected_version is not None and expected_version != task.version:
+        return OperationResult.aborted("task", task_id, expected_version, task.version)
+    return None
+
+
+def _assign_payload(old_assignee: str | None, task: Task) -> types.TaskAssignEvent:
+    return types.TaskAssignEvent(
+        task_id=task.id,
+        owner=task.owner,
+        old_assignee=old_assignee,
+        new_assignee=task.assignee,
+        job_id=task.job_id,
+        version=task.version,
+    )

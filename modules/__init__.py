@@ -1,0 +1,1 @@
+"""Storage for jobtask: SQLAlchemy implementations of core's repositories and unit of work."""

@@ -1,0 +1,118 @@
+"""Engine, migrations and SqlAlchemyUnitOfWork: jobs, tasks and events in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from core.services.unit_of_work import BaseUnitOfWork, Publisher
+from modules import errors
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///var/jobtask.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """An engine for ``url``: SQLite (a file, WAL, busy timeout) or PostgreSQL via psycopg 3."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(
+            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True
+        )
+    raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from pysqlite: BEGIN is emitted in _sqlite_on_begin.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A writer takes the write lock at BEGIN: upgrading a read lock later could fail at once
+    # with "database is locked" instead of waiting for the busy timeout.
+    writes = connection.get_execution_options().get("jobtask_write", True)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+class SqlAlchemyUnitOfWork(BaseUnitOfWork):
+    """One database transaction over the job, task and event repositories."""
+
+    def __init__(self, engine: Engine, *, publish: Publisher | None = None, read_only: bool = False) -> None:
+        super().__init__(publish=publish, read_only=read_only)
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def _begin(self) -> None:
+        from modules.event_store.repository import SqlAlchemyEventStore
+        from modules.job_store.repository import SqlAlchemyJobRepository
+        from modules.task_store.repository import SqlAlchemyTaskRepository
+
+        with errors.translated():
+            connection = self._engine.connect()
+            connection.execution_options(jobtask_write=not self.read_only)
+            connection.begin()
+        self._connection = connection
+        self.jobs = SqlAlchemyJobRepository(connection)
+        self.tasks = SqlAlchemyTaskRepository(connection)
+        self.log = SqlAlchemyEventStore(connection)
+
+    def _commit(self) -> None:
+        assert self._connection is not None
+        with errors.translated():
+            self._connection.commit()
+
+    def _rollback(self) -> None:
+        if self._connection is not None:
+            self._connection.rollback()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class SqlAlchemyUnitOfWorkFactory:
+    """Opens SqlAlchemyUnitOfWorks on one engine, delivering committed events to ``publish``."""
+
+    def __init__(self, engine: Engine, *, publish: Publisher | None = None) -> None:
+        self.engine = engine
+        self._publish = publish
+
+    def __call__(self, *, read_only: bool = False) -> SqlAlchemyUnitOfWork:
+        """A new unit of work."""
+        return SqlAlchemyUnitOfWork(self.engine, publish=self._publish, read_only=read_only)

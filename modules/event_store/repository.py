@@ -1,0 +1,98 @@
+"""SqlAlchemyEventStore: the append-only event log, ordered by a locked counter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+
+# The payload classes register their event types when their modules are imported.
+import core.services.jobs.types
+import core.services.tasks.types  # noqa: F401
+from core.messaging import events
+from core.messaging.events import Event
+from modules import errors
+from modules.event_store.models import EventCounterRow, EventRow
+
+event_rows = cast("Table", EventRow.__table__)
+counter = cast("Table", EventCounterRow.__table__)
+
+
+class SqlAlchemyEventStore:
+    """Stores events inside the current transaction; reads committed ones by sequence."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def store(self, events_: Sequence[Event]) -> list[Event]:
+        """Take the next sequences (locking the counter row until commit) and insert."""
+        with errors.translated():
+            last = self._connection.execute(
+                update(counter)
+                .where(counter.c.id == 1)
+                .values(last_sequence=counter.c.last_sequence + len(events_))
+                .returning(counter.c.last_sequence)
+            ).scalar_one()
+            first = last - len(events_) + 1
+            stored = [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
+            self._connection.execute(insert(event_rows), [event_values(event) for event in stored])
+        return stored
+
+    def read_after(self, after_sequence: int, limit: int) -> list[Event]:
+        """Committed events above ``after_sequence``, in sequence order."""
+        statement = (
+            select(event_rows)
+            .where(event_rows.c.sequence > after_sequence)
+            .order_by(event_rows.c.sequence)
+            .limit(limit)
+        )
+        with errors.translated():
+            return [event_from_row(row) for row in self._connection.execute(statement)]
+
+    def bounds(self) -> tuple[int, int]:
+        """(oldest sequence kept, last sequence assigned)."""
+        with errors.translated():
+            oldest = self._connection.execute(select(func.min(event_rows.c.sequence))).scalar()
+            last = self._connection.execute(select(counter.c.last_sequence).where(counter.c.id == 1)).scalar()
+        return int(oldest or 0), int(last or 0)
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete events that occurred before ``older_than``."""
+        with errors.translated():
+            result = self._connection.execute(delete(event_rows).where(event_rows.c.occurred_at < older_than))
+        return int(result.rowcount)
+
+
+def event_values(event: Event) -> dict[str, Any]:
+    """The column values of ``event``."""
+    return {
+        "sequence": event.sequence,
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "tenant": event.tenant,
+        "actor_id": event.actor_id,
+        "resource_id": event.resource_id,
+        "job_id": event.job_id,
+        "correlation_id": event.correlation_id,
+        "payload": events.encode_payload(event.payload),
+    }
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    """The Event a row of ``events`` holds."""
+    m = row._mapping
+    return Event(
+        sequence=m["sequence"],
+        id=m["id"],
+        type=m["type"],
+        occurred_at=m["occurred_at"],
+        tenant=m["tenant"],
+        actor_id=m["actor_id"],
+        resource_id=m["resource_id"],
+        job_id=m["job_id"],
+        correlation_id=m["correlation_id"],
+        payload=events.decode_payload(m["type"], m["payload"]),
+    )

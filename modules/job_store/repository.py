@@ -1,0 +1,274 @@
+"""SqlAlchemyJobRepository: jobs and runs as rows, read and written with Core statements."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, and_, delete, insert, select, update
+
+from core.common.errors import StaleVersionError
+from core.services.jobs.types import (
+    Job,
+    JobFilters,
+    JobResult,
+    JobRun,
+    JobStatus,
+    RetryPolicy,
+    RunStatus,
+    Schedule,
+    ScheduleKind,
+)
+from modules import errors
+from modules.job_store.models import JobRow, JobRunRow
+
+jobs = cast("Table", JobRow.__table__)
+runs = cast("Table", JobRunRow.__table__)
+
+_UNIQUE = {"jobs.tenant, jobs.owner, jobs.request_id": "uq_jobs_request"}
+
+
+class SqlAlchemyJobRepository:
+    """Jobs and runs on one connection, inside the unit of work's transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def _execute(self, statement: Any, parameters: Any = None) -> Any:
+        with errors.translated(_UNIQUE):
+            return self._connection.execute(statement, parameters)
+
+    def get(self, tenant: str, job_id: uuid.UUID) -> Job | None:
+        """The job, or None when absent in ``tenant``."""
+        row = self._execute(select(jobs).where(jobs.c.id == job_id, jobs.c.tenant == tenant)).first()
+        return None if row is None else job_from_row(row)
+
+    def get_by_request_id(self, tenant: str, owner: str, request_id: str) -> Job | None:
+        """The job an earlier create with ``request_id`` made, if any."""
+        statement = select(jobs).where(
+            jobs.c.tenant == tenant, jobs.c.owner == owner, jobs.c.request_id == request_id
+        )
+        row = self._execute(statement).first()
+        return None if row is None else job_from_row(row)
+
+    def add(self, job: Job) -> None:
+        """Insert a new job."""
+        self._execute(insert(jobs).values(job_values(job)))
+
+    def save(self, job: Job, *, expected_version: int) -> None:
+        """Write ``job`` over the row at ``expected_version``."""
+        values = job_values(job)
+        del values["id"], values["tenant"], values["created_at"], values["owner"], values["request_id"]
+        statement = update(jobs).where(jobs.c.id == job.id, jobs.c.version == expected_version).values(values)
+        if self._execute(statement).rowcount != 1:
+            raise StaleVersionError("job", job.id, expected_version, self._current_version(job.id))
+
+    def delete(self, job: Job) -> None:
+        """Remove the job (its runs go by cascade)."""
+        statement = delete(jobs).where(jobs.c.id == job.id, jobs.c.version == job.version)
+        if self._execute(statement).rowcount != 1:
+            raise StaleVersionError("job", job.id, job.version, self._current_version(job.id))
+
+    def _current_version(self, job_id: uuid.UUID) -> int | None:
+        version: int | None = self._execute(select(jobs.c.version).where(jobs.c.id == job_id)).scalar()
+        return version
+
+    def list(self, tenant: str, filters: JobFilters, *, after: uuid.UUID | None, limit: int) -> Sequence[Job]:
+        """Jobs matching ``filters`` in id (creation) order, after the key ``after``."""
+        conditions = [jobs.c.tenant == tenant]
+        if after is not None:
+            conditions.append(jobs.c.id > after)
+        if filters.statuses:
+            conditions.append(jobs.c.status.in_(sorted(filters.statuses)))
+        if filters.owner is not None:
+            conditions.append(jobs.c.owner == filters.owner)
+        if filters.kinds:
+            conditions.append(jobs.c.kind.in_(sorted(filters.kinds)))
+        for key, value in sorted(filters.labels.items()):
+            conditions.append(jobs.c.labels[key].as_string() == value)
+        if filters.created_after is not None:
+            conditions.append(jobs.c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            conditions.append(jobs.c.created_at < filters.created_before)
+        statement = select(jobs).where(and_(*conditions)).order_by(jobs.c.id).limit(limit)
+        return [job_from_row(row) for row in self._execute(statement)]
+
+    def list_by_status(
+        self, tenant: str, status: JobStatus, *, owner: str | None, kinds: frozenset[str], limit: int
+    ) -> Sequence[Job]:
+        """Jobs in ``status``, highest priority first, then oldest."""
+        statement = select(jobs).where(jobs.c.tenant == tenant, jobs.c.status == status.value)
+        if owner is not None:
+            statement = statement.where(jobs.c.owner == owner)
+        if kinds:
+            statement = statement.where(jobs.c.kind.in_(sorted(kinds)))
+        statement = statement.order_by(jobs.c.priority.desc(), jobs.c.id).limit(limit)
+        return [job_from_row(row) for row in self._execute(statement)]
+
+    def due(self, now: datetime, *, limit: int) -> Sequence[Job]:
+        """SCHEDULED jobs of every tenant due at ``now``, the most overdue first."""
+        statement = (
+            select(jobs)
+            .where(jobs.c.status == JobStatus.SCHEDULED.value, jobs.c.next_run_at <= now)
+            .order_by(jobs.c.next_run_at, jobs.c.id)
+            .limit(limit)
+        )
+        return [job_from_row(row) for row in self._execute(statement)]
+
+    def add_run(self, run: JobRun) -> None:
+        """Insert a run."""
+        self._execute(insert(runs).values(run_values(run)))
+
+    def save_run(self, run: JobRun) -> None:
+        """Replace a run."""
+        values = run_values(run)
+        self._execute(update(runs).where(runs.c.id == run.id).values(values))
+
+    def open_run(self, job_id: uuid.UUID) -> JobRun | None:
+        """The run of ``job_id`` still RUNNING, if any."""
+        statement = (
+            select(runs)
+            .where(runs.c.job_id == job_id, runs.c.status == RunStatus.RUNNING.value)
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        row = self._execute(statement).first()
+        return None if row is None else run_from_row(row)
+
+    def runs(self, job_id: uuid.UUID, *, before: uuid.UUID | None, limit: int) -> Sequence[JobRun]:
+        """Runs of ``job_id``, newest first."""
+        statement = select(runs).where(runs.c.job_id == job_id)
+        if before is not None:
+            statement = statement.where(runs.c.id < before)
+        statement = statement.order_by(runs.c.id.desc()).limit(limit)
+        return [run_from_row(row) for row in self._execute(statement)]
+
+
+# -- row <-> domain ------------------------------------------------------------------------
+
+
+def job_values(job: Job) -> dict[str, Any]:
+    """The column values of ``job``."""
+    schedule, retry, result = job.schedule, job.retry_policy, job.result
+    return {
+        "id": job.id,
+        "tenant": job.tenant,
+        "name": job.name,
+        "description": job.description,
+        "kind": job.kind,
+        "payload": dict(job.payload),
+        "labels": dict(job.labels),
+        "priority": job.priority,
+        "status": job.status.value,
+        "owner": job.owner,
+        "schedule_kind": schedule.kind.value if schedule else None,
+        "schedule_run_at": schedule.run_at if schedule else None,
+        "schedule_cron": schedule.cron if schedule else None,
+        "schedule_timezone": schedule.timezone if schedule else None,
+        "schedule_interval_s": schedule.interval.total_seconds() if schedule and schedule.interval else None,
+        "retry_max_attempts": retry.max_attempts,
+        "retry_initial_backoff_s": retry.initial_backoff.total_seconds(),
+        "retry_max_backoff_s": retry.max_backoff.total_seconds(),
+        "retry_multiplier": retry.multiplier,
+        "attempt_count": job.attempt_count,
+        "result_data": dict(result.data) if result else None,
+        "result_message": result.message if result else None,
+        "last_error": job.last_error,
+        "next_run_at": job.next_run_at,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "version": job.version,
+        "task_total": job.task_total,
+        "task_done": job.task_done,
+        "request_id": job.request_id,
+    }
+
+
+def job_from_row(row: Row[Any]) -> Job:
+    """The Job a row of ``jobs`` holds."""
+    m = row._mapping
+    schedule = None
+    if m["schedule_kind"] is not None:
+        interval = m["schedule_interval_s"]
+        schedule = Schedule(
+            kind=ScheduleKind(m["schedule_kind"]),
+            run_at=m["schedule_run_at"],
+            cron=m["schedule_cron"],
+            timezone=m["schedule_timezone"] or "UTC",
+            interval=None if interval is None else timedelta(seconds=interval),
+        )
+    result = None
+    if m["result_data"] is not None or m["result_message"] is not None:
+        result = JobResult(data=m["result_data"] or {}, message=m["result_message"] or "")
+    return Job(
+        id=m["id"],
+        tenant=m["tenant"],
+        name=m["name"],
+        description=m["description"],
+        kind=m["kind"],
+        payload=m["payload"],
+        labels=m["labels"],
+        priority=m["priority"],
+        status=JobStatus(m["status"]),
+        owner=m["owner"],
+        schedule=schedule,
+        retry_policy=RetryPolicy(
+            max_attempts=m["retry_max_attempts"],
+            initial_backoff=timedelta(seconds=m["retry_initial_backoff_s"]),
+            max_backoff=timedelta(seconds=m["retry_max_backoff_s"]),
+            multiplier=m["retry_multiplier"],
+        ),
+        attempt_count=m["attempt_count"],
+        result=result,
+        last_error=m["last_error"],
+        next_run_at=m["next_run_at"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        version=m["version"],
+        task_total=m["task_total"],
+        task_done=m["task_done"],
+        request_id=m["request_id"],
+    )
+
+
+def run_values(run: JobRun) -> dict[str, Any]:
+    """The column values of ``run``."""
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "tenant": run.tenant,
+        "attempt": run.attempt,
+        "started_by": run.started_by,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": run.status.value,
+        "result_data": dict(run.result.data) if run.result else None,
+        "result_message": run.result.message if run.result else None,
+        "error": run.error,
+    }
+
+
+def run_from_row(row: Row[Any]) -> JobRun:
+    """The JobRun a row of ``job_runs`` holds."""
+    m = row._mapping
+    result = None
+    if m["result_data"] is not None or m["result_message"] is not None:
+        result = JobResult(data=m["result_data"] or {}, message=m["result_message"] or "")
+    return JobRun(
+        id=m["id"],
+        job_id=m["job_id"],
+        tenant=m["tenant"],
+        attempt=m["attempt"],
+        started_by=m["started_by"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        status=RunStatus(m["status"]),
+        result=result,
+        error=m["error"],
+    )

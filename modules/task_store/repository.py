@@ -1,0 +1,168 @@
+"""SqlAlchemyTaskRepository: tasks as rows, read and written with Core statements."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, and_, delete, insert, or_, select, update
+
+from core.common.errors import StaleVersionError
+from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
+from modules import errors
+from modules.task_store.models import TaskRow
+
+tasks = cast("Table", TaskRow.__table__)
+
+_UNIQUE = {"tasks.tenant, tasks.owner, tasks.request_id": "uq_tasks_request"}
+
+
+class SqlAlchemyTaskRepository:
+    """Tasks on one connection, inside the unit of work's transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def _execute(self, statement: Any) -> Any:
+        with errors.translated(_UNIQUE):
+            return self._connection.execute(statement)
+
+    def get(self, tenant: str, task_id: uuid.UUID) -> Task | None:
+        """The task, or None when absent in ``tenant``."""
+        row = self._execute(select(tasks).where(tasks.c.id == task_id, tasks.c.tenant == tenant)).first()
+        return None if row is None else task_from_row(row)
+
+    def get_by_request_id(self, tenant: str, owner: str, request_id: str) -> Task | None:
+        """The task an earlier create with ``request_id`` made, if any."""
+        statement = select(tasks).where(
+            tasks.c.tenant == tenant, tasks.c.owner == owner, tasks.c.request_id == request_id
+        )
+        row = self._execute(statement).first()
+        return None if row is None else task_from_row(row)
+
+    def add(self, task: Task) -> None:
+        """Insert a new task."""
+        self._execute(insert(tasks).values(task_values(task)))
+
+    def save(self, task: Task, *, expected_version: int) -> None:
+        """Write ``task`` over the row at ``expected_version``."""
+        values = task_values(task)
+        for fixed in ("id", "tenant", "owner", "parent_id", "created_at", "request_id"):
+            del values[fixed]
+        statement = (
+            update(tasks).where(tasks.c.id == task.id, tasks.c.version == expected_version).values(values)
+        )
+        if self._execute(statement).rowcount != 1:
+            raise StaleVersionError("task", task.id, expected_version, self._current_version(task.id))
+
+    def delete(self, task: Task) -> None:
+        """Remove the task at ``task.version``."""
+        statement = delete(tasks).where(tasks.c.id == task.id, tasks.c.version == task.version)
+        if self._execute(statement).rowcount != 1:
+            raise StaleVersionError("task", task.id, task.version, self._current_version(task.id))
+
+    def _current_version(self, task_id: uuid.UUID) -> int | None:
+        version: int | None = self._execute(select(tasks.c.version).where(tasks.c.id == task_id)).scalar()
+        return version
+
+    def list(
+        self,
+        tenant: str,
+        filters: TaskFilters,
+        *,
+        reader: str | None,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[Task]:
+        """Tasks matching ``filters`` in id order; with ``reader``, those it owns or holds."""
+        c = tasks.c
+        conditions = [c.tenant == tenant]
+        if reader is not None:
+            conditions.append(or_(c.owner == reader, c.assignee == reader))
+        if after is not None:
+            conditions.append(c.id > after)
+        if filters.statuses:
+            conditions.append(c.status.in_(sorted(filters.statuses)))
+        if filters.assignee is not None:
+            conditions.append(c.assignee == filters.assignee)
+        if filters.owner is not None:
+            conditions.append(c.owner == filters.owner)
+        if filters.priorities:
+            conditions.append(c.priority.in_(sorted(filters.priorities)))
+        if filters.job_id is not None:
+            conditions.append(c.job_id == filters.job_id)
+        if filters.parent_id is not None:
+            conditions.append(c.parent_id == filters.parent_id)
+        for key, value in sorted(filters.labels.items()):
+            conditions.append(c.labels[key].as_string() == value)
+        if filters.due_after is not None:
+            conditions.append(c.due_at >= filters.due_after)
+        if filters.due_before is not None:
+            conditions.append(c.due_at < filters.due_before)
+        statement = select(tasks).where(and_(*conditions)).order_by(c.id).limit(limit)
+        return [task_from_row(row) for row in self._execute(statement)]
+
+    def descendants(self, tenant: str, task_id: uuid.UUID) -> Sequence[Task]:
+        """Every task below ``task_id``, level by level (parents before children)."""
+        found: list[Task] = []
+        level = [task_id]
+        while level:
+            statement = (
+                select(tasks)
+                .where(tasks.c.tenant == tenant, tasks.c.parent_id.in_(level))
+                .order_by(tasks.c.id)
+            )
+            children = [task_from_row(row) for row in self._execute(statement)]
+            found += children
+            level = [child.id for child in children]
+        return found
+
+
+def task_values(task: Task) -> dict[str, Any]:
+    """The column values of ``task``."""
+    return {
+        "id": task.id,
+        "tenant": task.tenant,
+        "title": task.title,
+        "description": task.description,
+        "status": task.status.value,
+        "priority": task.priority.value,
+        "owner": task.owner,
+        "assignee": task.assignee,
+        "parent_id": task.parent_id,
+        "job_id": task.job_id,
+        "due_at": task.due_at,
+        "labels": dict(task.labels),
+        "cancel_reason": task.cancel_reason,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "completed_at": task.completed_at,
+        "version": task.version,
+        "request_id": task.request_id,
+    }
+
+
+def task_from_row(row: Row[Any]) -> Task:
+    """The Task a row of ``tasks`` holds."""
+    m = row._mapping
+    return Task(
+        id=m["id"],
+        tenant=m["tenant"],
+        title=m["title"],
+        description=m["description"],
+        status=TaskStatus(m["status"]),
+        priority=TaskPriority(m["priority"]),
+        owner=m["owner"],
+        assignee=m["assignee"],
+        parent_id=m["parent_id"],
+        job_id=m["job_id"],
+        due_at=m["due_at"],
+        labels=m["labels"],
+        cancel_reason=m["cancel_reason"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+        version=m["version"],
+        request_id=m["request_id"],
+    )

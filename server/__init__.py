@@ -1,0 +1,1 @@
+"""The gRPC face of jobtask: servicers, interceptors, conversions, bootstrap and CLI."""
