@@ -65,7 +65,7 @@ def page_request(page_size: int, page_token: str, filter_fingerprint: str) -> Pa
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         after = uuid.UUID(hex=data["k"])
         issued_for = data["f"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidPageRequest("page_token", "is not a token this service issued") from exc
     if issued_for != filter_fingerprint:
         raise InvalidPageRequest("page_token", "was issued for a different filter")
