@@ -73,7 +73,10 @@ class InMemoryJobRepository:
 
     def add(self, job: Job) -> None:
         """Insert a new job."""
-        if job.request_id is not None and self.get_by_request_id(job.tenant, job.owner, job.request_id):
+        key = (job.tenant, job.owner, job.request_id)
+        if job.request_id is not None and any(
+            (j.tenant, j.owner, j.request_id) == key for j in self._state.jobs.values()
+        ):
             raise ConflictError("uq_jobs_request")
         if job.id in self._state.jobs:
             raise ConflictError("pk_jobs")
@@ -181,7 +184,10 @@ class InMemoryTaskRepository:
 
     def add(self, task: Task) -> None:
         """Insert a new task."""
-        if task.request_id is not None and self.get_by_request_id(task.tenant, task.owner, task.request_id):
+        key = (task.tenant, task.owner, task.request_id)
+        if task.request_id is not None and any(
+            (t.tenant, t.owner, t.request_id) == key for t in self._state.tasks.values()
+        ):
             raise ConflictError("uq_tasks_request")
         if task.id in self._state.tasks:
             raise ConflictError("pk_tasks")

@@ -47,7 +47,11 @@ def make_actor() -> ActorFactory:
     """Build actors: make_actor("member", id="ann", tenant="acme")."""
 
     def build(*roles: str, id: str | None = None, tenant: str = "acme") -> Actor:
-        return Actor(id=id or f"{'-'.join(roles) or 'nobody'}-{uuid.uuid4().hex[:6]}", tenant=tenant, roles=frozenset(roles))
+        return Actor(
+            id=id or f"{'-'.join(roles) or 'nobody'}-{uuid.uuid4().hex[:6]}",
+            tenant=tenant,
+            roles=frozenset(roles),
+        )
 
     return build
 

@@ -70,7 +70,9 @@ def make_job(service: JobService, member: Actor) -> JobMaker:
 
 
 @pytest.fixture
-def job_in(service: JobService, operator: Actor, make_job: JobMaker, clock: FakeClock) -> Callable[[JobStatus], Job]:
+def job_in(
+    service: JobService, operator: Actor, make_job: JobMaker, clock: FakeClock
+) -> Callable[[JobStatus], Job]:
     """A job of ``member`` brought to the given status through the service."""
 
     def build(status: JobStatus) -> Job:
@@ -78,7 +80,9 @@ def job_in(service: JobService, operator: Actor, make_job: JobMaker, clock: Fake
         if status is JobStatus.PENDING:
             return job
         if status is JobStatus.SCHEDULED:
-            return service.schedule_job(operator, job.id, Schedule.once(clock.now() + timedelta(hours=1))).value
+            return service.schedule_job(
+                operator, job.id, Schedule.once(clock.now() + timedelta(hours=1))
+            ).value
         if status is JobStatus.CANCELLED:
             return service.cancel_job(operator, job.id, "test").value
         running = service.start_job(operator, job.id).value

@@ -27,6 +27,7 @@ from core.services.jobs.types import (
     RunStatus,
     Schedule,
 )
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tests.services.jobs.conftest import JobMaker
 
 
@@ -45,7 +46,9 @@ class TestCreateJob:
     ) -> None:
         result = service.create_job(
             member,
-            JobCreate(name="nightly", kind="report.build", payload={"day": 1}, labels={"team": "a"}, priority=5),
+            JobCreate(
+                name="nightly", kind="report.build", payload={"day": 1}, labels={"team": "a"}, priority=5
+            ),
         )
 
         job = result.value
@@ -99,7 +102,10 @@ class TestCreateJob:
             ({"schedule": Schedule(kind=types.ScheduleKind.ONCE)}, "schedule.run_at"),
             ({"schedule": Schedule.once(datetime(2030, 1, 1))}, "schedule.run_at"),
             ({"retry_policy": RetryPolicy(max_attempts=-1)}, "retry_policy.max_attempts"),
-            ({"retry_policy": RetryPolicy(initial_backoff=timedelta(seconds=-1))}, "retry_policy.initial_backoff"),
+            (
+                {"retry_policy": RetryPolicy(initial_backoff=timedelta(seconds=-1))},
+                "retry_policy.initial_backoff",
+            ),
             ({"retry_policy": RetryPolicy(multiplier=0.5)}, "retry_policy.multiplier"),
             ({"request_id": "r" * 201}, "request_id"),
         ],
@@ -116,7 +122,9 @@ class TestCreateJob:
         assert delivered == []
         assert service.list_jobs(member).value.items == []
 
-    def test_a_viewer_may_not_create(self, service: JobService, viewer: Actor, delivered: list[Event]) -> None:
+    def test_a_viewer_may_not_create(
+        self, service: JobService, viewer: Actor, delivered: list[Event]
+    ) -> None:
         assert_failed(service.create_job(viewer, JobCreate(name="n", kind="k")), ErrorCode.PERMISSION_DENIED)
         assert delivered == []
 
@@ -134,7 +142,13 @@ class TestCreateJob:
 
 class TestGetJob:
     def test_owner_admin_operator_and_viewer_read_it(
-        self, service: JobService, make_job: JobMaker, member: Actor, admin: Actor, operator: Actor, viewer: Actor
+        self,
+        service: JobService,
+        make_job: JobMaker,
+        member: Actor,
+        admin: Actor,
+        operator: Actor,
+        viewer: Actor,
     ) -> None:
         job = make_job()
         for reader in (member, admin, operator, viewer):
@@ -189,7 +203,9 @@ class TestUpdateJob:
         assert service.get_job(member, job.id).value.name == "one"
         assert delivered == []
 
-    def test_invalid_update_names_the_field(self, service: JobService, make_job: JobMaker, member: Actor) -> None:
+    def test_invalid_update_names_the_field(
+        self, service: JobService, make_job: JobMaker, member: Actor
+    ) -> None:
         job = make_job()
         result = service.update_job(member, job.id, JobUpdate(name="", schedule=Schedule.every(timedelta(0))))
         assert_failed(result, ErrorCode.INVALID_ARGUMENT)
@@ -219,14 +235,18 @@ class TestUpdateJob:
         self, service: JobService, job_in: Callable[[JobStatus], Job], member: Actor, clock: FakeClock
     ) -> None:
         job = job_in(JobStatus.SCHEDULED)
-        updated = service.update_job(member, job.id, JobUpdate(schedule=Schedule.every(timedelta(minutes=10)))).value
+        updated = service.update_job(
+            member, job.id, JobUpdate(schedule=Schedule.every(timedelta(minutes=10)))
+        ).value
         assert updated.next_run_at == clock.now() + timedelta(minutes=10)
 
     def test_a_scheduled_job_cannot_lose_its_schedule(
         self, service: JobService, job_in: Callable[[JobStatus], Job], member: Actor
     ) -> None:
         job = job_in(JobStatus.SCHEDULED)
-        assert_failed(service.update_job(member, job.id, JobUpdate(schedule=None)), ErrorCode.FAILED_PRECONDITION)
+        assert_failed(
+            service.update_job(member, job.id, JobUpdate(schedule=None)), ErrorCode.FAILED_PRECONDITION
+        )
 
     def test_a_pending_job_can_lose_its_schedule(
         self, service: JobService, make_job: JobMaker, member: Actor, operator: Actor, clock: FakeClock
@@ -352,7 +372,9 @@ class TestListJobs:
         assert result.error is not None
         assert result.error.field_violations[0].field == field
 
-    def test_a_token_is_bound_to_its_filter(self, service: JobService, make_job: JobMaker, member: Actor) -> None:
+    def test_a_token_is_bound_to_its_filter(
+        self, service: JobService, make_job: JobMaker, member: Actor
+    ) -> None:
         for _ in range(3):
             make_job()
         token = service.list_jobs(member, page_size=1).value.next_page_token
@@ -422,11 +444,19 @@ class TestStartJob:
 
         started = service.start_job(operator, job.id, expected_version=1).value
 
-        assert (started.status, started.attempt_count, started.started_at) == (JobStatus.RUNNING, 1, clock.now())
+        assert (started.status, started.attempt_count, started.started_at) == (
+            JobStatus.RUNNING,
+            1,
+            clock.now(),
+        )
         assert types_of(delivered) == ["job.started", "job.status_changed"]
         payload = delivered[1].payload
         assert isinstance(payload, types.JobStatusEvent)
-        assert (payload.old_status, payload.new_status, payload.attempt) == (JobStatus.PENDING, JobStatus.RUNNING, 1)
+        assert (payload.old_status, payload.new_status, payload.attempt) == (
+            JobStatus.PENDING,
+            JobStatus.RUNNING,
+            1,
+        )
         runs = service.get_job_history(operator, job.id).value.items
         assert [(r.attempt, r.status, r.started_by) for r in runs] == [(1, RunStatus.RUNNING, "worker")]
         assert payload.run_id == runs[0].id
@@ -474,7 +504,12 @@ class TestCompleteJob:
         assert (run.status, run.finished_at, run.result) == (RunStatus.SUCCEEDED, clock.now(), done.result)
 
     def test_a_recurring_job_is_scheduled_again(
-        self, service: JobService, make_job: JobMaker, operator: Actor, delivered: list[Event], clock: FakeClock
+        self,
+        service: JobService,
+        make_job: JobMaker,
+        operator: Actor,
+        delivered: list[Event],
+        clock: FakeClock,
     ) -> None:
         job = make_job(schedule=Schedule.every(timedelta(minutes=15)))
         service.start_job(operator, job.id)
@@ -527,12 +562,16 @@ class TestFailJob:
         assert [(p.attempt, p.will_retry) for p in failures] == [(1, True), (2, True), (3, False)]  # type: ignore[attr-defined]
         assert failures[0].next_attempt_at == clock.now() + timedelta(seconds=1)  # type: ignore[attr-defined]
         runs = service.get_job_history(operator, job.id).value.items
-        assert [(r.attempt, r.status, r.error) for r in runs] == [(n, RunStatus.FAILED, "boom") for n in (3, 2, 1)]
+        assert [(r.attempt, r.status, r.error) for r in runs] == [
+            (n, RunStatus.FAILED, "boom") for n in (3, 2, 1)
+        ]
         final = service.get_job(operator, job.id).value
         assert (final.last_error, final.attempt_count) == ("boom", 3)
 
     def test_backoff_is_capped(self) -> None:
-        policy = RetryPolicy(max_attempts=10, initial_backoff=timedelta(seconds=10), max_backoff=timedelta(seconds=25))
+        policy = RetryPolicy(
+            max_attempts=10, initial_backoff=timedelta(seconds=10), max_backoff=timedelta(seconds=25)
+        )
         assert [policy.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 25, 25]
 
     def test_a_non_retryable_failure_is_final(
@@ -545,7 +584,9 @@ class TestFailJob:
         assert failed.status is JobStatus.FAILED
         assert types_of(delivered) == ["job.failed", "job.status_changed"]
 
-    def test_the_error_is_required(self, service: JobService, job_in: Callable[[JobStatus], Job], operator: Actor) -> None:
+    def test_the_error_is_required(
+        self, service: JobService, job_in: Callable[[JobStatus], Job], operator: Actor
+    ) -> None:
         job = job_in(JobStatus.RUNNING)
         result = service.fail_job(operator, job.id, "")
         assert_failed(result, ErrorCode.INVALID_ARGUMENT)
@@ -583,14 +624,21 @@ class TestCancelJob:
         assert service.cancel_job(member, job.id).value.status is JobStatus.CANCELLED
         assert service.get_job_history(member, job.id).value.items == []
 
-    def test_an_overlong_reason_is_invalid(self, service: JobService, make_job: JobMaker, member: Actor) -> None:
+    def test_an_overlong_reason_is_invalid(
+        self, service: JobService, make_job: JobMaker, member: Actor
+    ) -> None:
         job = make_job()
         assert_failed(service.cancel_job(member, job.id, "x" * 1001), ErrorCode.INVALID_ARGUMENT)
 
 
 class TestScheduleJob:
     def test_schedules_a_pending_job(
-        self, service: JobService, make_job: JobMaker, operator: Actor, delivered: list[Event], clock: FakeClock
+        self,
+        service: JobService,
+        make_job: JobMaker,
+        operator: Actor,
+        delivered: list[Event],
+        clock: FakeClock,
     ) -> None:
         job = make_job()
         delivered.clear()
@@ -626,19 +674,24 @@ class TestScheduleJob:
         # 2030-01-01 09:00 in Berlin (UTC+1) is 08:00 UTC.
         assert again.next_run_at == datetime(2030, 1, 1, 8, tzinfo=UTC)
 
-    def test_a_job_without_schedule_needs_one(self, service: JobService, make_job: JobMaker, operator: Actor) -> None:
+    def test_a_job_without_schedule_needs_one(
+        self, service: JobService, make_job: JobMaker, operator: Actor
+    ) -> None:
         result = service.schedule_job(operator, make_job().id)
         assert_failed(result, ErrorCode.INVALID_ARGUMENT)
         assert result.error is not None
         assert result.error.field_violations[0].field == "schedule"
 
-    def test_bad_schedule_and_permissions(self, service: JobService, make_job: JobMaker, member: Actor) -> None:
+    def test_bad_schedule_and_permissions(
+        self, service: JobService, make_job: JobMaker, member: Actor
+    ) -> None:
         job = make_job()
         assert_failed(
             service.schedule_job(member, job.id, Schedule.cron_expression("nope")), ErrorCode.INVALID_ARGUMENT
         )
         assert_failed(
-            service.schedule_job(member, job.id, Schedule.every(timedelta(hours=1))), ErrorCode.PERMISSION_DENIED
+            service.schedule_job(member, job.id, Schedule.every(timedelta(hours=1))),
+            ErrorCode.PERMISSION_DENIED,
         )
 
 
@@ -692,3 +745,45 @@ class TestJobHistory:
         assert second.next_page_token == ""
         assert_failed(service.get_job_history(stranger, job.id), ErrorCode.NOT_FOUND)
         assert_failed(service.get_job_history(member, job.id, page_token="x"), ErrorCode.INVALID_ARGUMENT)
+
+
+class _BlindToRequestIds:
+    """A writing unit of work whose request-id lookups see nothing, as a racing retry would."""
+
+    def __init__(self, inner: UnitOfWork) -> None:
+        self._inner = inner
+
+    def __enter__(self) -> UnitOfWork:
+        work = self._inner.__enter__()
+        work.jobs.get_by_request_id = lambda *_: None  # type: ignore[method-assign]
+        work.tasks.get_by_request_id = lambda *_: None  # type: ignore[method-assign]
+        return work
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def blind_to_request_ids(uow: UnitOfWorkFactory) -> UnitOfWorkFactory:
+    """A factory whose writing units of work cannot see earlier request ids."""
+
+    def build(*, read_only: bool = False) -> UnitOfWork:
+        work = uow(read_only=read_only)
+        return work if read_only else _BlindToRequestIds(work)  # type: ignore[return-value]
+
+    return build  # type: ignore[return-value]
+
+
+class TestConcurrentIdempotentCreate:
+    def test_losing_the_insert_race_answers_with_the_winners_job(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, member: Actor, delivered: list[Event]
+    ) -> None:
+        """A retry that looked before the first insert committed hits the unique constraint."""
+        first = JobService(uow=uow, clock=clock).create_job(
+            member, JobCreate(name="n", kind="k", request_id="dup")
+        )
+
+        racer = JobService(uow=blind_to_request_ids(uow), clock=clock)
+        again = racer.create_job(member, JobCreate(name="n", kind="k", request_id="dup"))
+
+        assert again.value == first.value
+        assert [e.type for e in delivered] == ["job.created"]

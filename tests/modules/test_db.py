@@ -1,0 +1,95 @@
+"""Engines, migrations, the migrate command and driver error translation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from core.common.errors import ConcurrencyError, ConflictError, StorageUnavailableError
+from modules import db, errors
+from server.__main__ import main
+from tests.conftest import SQL_BACKENDS
+
+TABLES = {"jobs", "job_runs", "tasks", "events", "event_counter", "alembic_version"}
+
+
+def test_migrate_command_creates_the_schema_on_a_new_sqlite_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sub" / "jobtask.db"
+    assert main(["--database-url", f"sqlite:///{path}", "migrate"]) == 0
+    assert "migrated sqlite:///" in capsys.readouterr().out
+    engine = db.make_engine(f"sqlite:///{path}")
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS, indirect=True)
+def test_migrations_go_down_and_up_again(backend: str, engine_for: Callable[[str], Engine]) -> None:
+    engine = engine_for(backend)
+    db.downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    db.migrate(engine)
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT last_sequence FROM event_counter WHERE id = 1")).scalar() == 0
+
+
+def test_unsupported_urls_are_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        db.make_engine("mysql://root@localhost/x")
+
+
+def test_a_bare_postgresql_url_uses_psycopg() -> None:
+    engine = db.make_engine("postgresql://u@127.0.0.1:1/x")
+    assert engine.url.drivername == "postgresql+psycopg"
+    engine.dispose()
+
+
+class _Orig(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class TestTranslated:
+    def test_sqlite_unique_wording_maps_to_the_constraint(self) -> None:
+        orig = _Orig("UNIQUE constraint failed: jobs.tenant, jobs.owner, jobs.request_id")
+        with (
+            pytest.raises(ConflictError) as raised,
+            errors.translated({"jobs.tenant, jobs.owner, jobs.request_id": "uq"}),
+        ):
+            raise IntegrityError("INSERT", {}, orig)
+        assert raised.value.constraint == "uq"
+
+    def test_names_in_the_message_and_unknown_ones(self) -> None:
+        with pytest.raises(ConflictError) as raised, errors.translated():
+            raise IntegrityError("INSERT", {}, _Orig('violates "fk_tasks_parent_id_tasks"'))
+        assert raised.value.constraint == "fk_tasks_parent_id_tasks"
+        with pytest.raises(ConflictError) as unknown, errors.translated():
+            raise IntegrityError("INSERT", {}, _Orig("something"))
+        assert unknown.value.constraint == "unknown"
+
+    @pytest.mark.parametrize(
+        ("orig", "expected"),
+        [
+            (_Orig("deadlock detected", "40P01"), ConcurrencyError),
+            (_Orig("could not serialize", "40001"), ConcurrencyError),
+            (_Orig("database is locked"), ConcurrencyError),
+            (_Orig("connection refused", "08006"), StorageUnavailableError),
+            (_Orig("no such host"), StorageUnavailableError),
+        ],
+    )
+    def test_operational_errors(self, orig: _Orig, expected: type[Exception]) -> None:
+        with pytest.raises(expected), errors.translated():
+            raise OperationalError("SELECT", {}, orig)
+
+    def test_other_operational_errors_pass_through(self) -> None:
+        with pytest.raises(OperationalError), errors.translated():
+            raise OperationalError("SELECT", {}, _Orig("disk full", "53100"))

@@ -1,0 +1,254 @@
+"""The unit of work: one transaction, events stored with it and delivered only after commit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from core.common.actor import Actor
+from core.common.clock import FakeClock
+from core.common.ids import new_id
+from core.common.result import ErrorCode
+from core.messaging.bus import MessageBus
+from core.messaging.events import Event, new_event
+from core.services.jobs import types
+from core.services.jobs.service import JobService
+from core.services.jobs.types import Job, JobCreate
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from modules.db import SqlAlchemyUnitOfWorkFactory
+from tests.conftest import SQL_BACKENDS
+
+
+def created(clock: FakeClock, tenant: str = "acme") -> tuple[Job, Event]:
+    job = Job(
+        id=new_id(),
+        tenant=tenant,
+        name="n",
+        kind="k",
+        owner="ann",
+        created_at=clock.now(),
+        updated_at=clock.now(),
+    )
+    actor = Actor(id="ann", tenant=tenant, roles=frozenset({"member"}))
+    event = new_event(
+        types.JobEventType.CREATED,
+        types.job_event(job),
+        actor=actor,
+        clock=clock,
+        resource_id=job.id,
+        job_id=job.id,
+    )
+    return job, event
+
+
+class TestCommitAndRollback:
+    def test_committed_events_get_sequences_and_are_delivered_after_commit(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, delivered: list[Event]
+    ) -> None:
+        job, event = created(clock)
+        with uow() as work:
+            work.jobs.add(job)
+            work.events.append(event)
+            assert delivered == []
+            stored = work.commit()
+        assert [e.sequence for e in stored] == [1]
+        assert delivered == stored
+        with uow(read_only=True) as work:
+            assert work.log.read_after(0, 10) == stored
+            assert work.log.bounds() == (1, 1)
+
+    def test_without_commit_nothing_is_stored_or_delivered(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, delivered: list[Event]
+    ) -> None:
+        job, event = created(clock)
+        with uow() as work:
+            work.jobs.add(job)
+            work.events.append(event)
+
+        def fail_midway() -> None:
+            with uow() as work:
+                work.jobs.add(job)
+                work.events.append(event)
+                raise RuntimeError("handler bug")
+
+        with pytest.raises(RuntimeError):
+            fail_midway()
+        with uow(read_only=True) as work:
+            assert work.jobs.get("acme", job.id) is None
+            assert work.log.read_after(0, 10) == []
+            assert work.log.bounds() == (0, 0)
+        assert delivered == []
+
+    def test_an_explicit_rollback_discards_recorded_events(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, delivered: list[Event]
+    ) -> None:
+        job, event = created(clock)
+        with uow() as work:
+            work.events.append(event)
+            work.rollback()
+            work.jobs.add(job)
+        assert delivered == []
+
+    def test_a_read_only_unit_of_work_cannot_commit(self, uow: UnitOfWorkFactory) -> None:
+        with pytest.raises(RuntimeError), uow(read_only=True) as work:
+            work.commit()
+
+    def test_a_failing_subscriber_does_not_undo_the_operation(
+        self, uow: UnitOfWorkFactory, bus: MessageBus, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def broken(_: Event) -> None:
+            raise ValueError("subscriber bug")
+
+        bus.subscribe("job.*", broken)
+        service = JobService(uow=uow, clock=clock)
+        actor = Actor(id="ann", tenant="acme", roles=frozenset({"member"}))
+
+        job = service.create_job(actor, JobCreate(name="n", kind="k")).value
+
+        assert service.get_job(actor, job.id).ok
+        assert "subscriber bug" in caplog.text
+
+    @pytest.mark.parametrize("backend", SQL_BACKENDS, indirect=True)
+    def test_a_failing_publisher_is_logged_and_the_commit_stands(
+        self,
+        backend: str,
+        engine_for: Callable[[str], Engine],
+        clock: FakeClock,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        def publish(_: object) -> None:
+            raise ConnectionError("bus down")
+
+        factory = SqlAlchemyUnitOfWorkFactory(engine_for(backend), publish=publish)
+        job, event = created(clock)
+        with factory() as work:
+            work.jobs.add(job)
+            work.events.append(event)
+            work.commit()
+        with factory(read_only=True) as work:
+            assert work.jobs.get("acme", job.id) == job
+        assert "delivering 1 committed events failed" in caplog.text
+
+    def test_pruning_keeps_the_sequence_counter(self, uow: UnitOfWorkFactory, clock: FakeClock) -> None:
+        for _ in range(3):
+            job, event = created(clock)
+            with uow() as work:
+                work.jobs.add(job)
+                work.events.append(event)
+                work.commit()
+            clock.advance(timedelta(hours=1))
+        with uow() as work:
+            assert work.log.prune(clock.now() - timedelta(hours=1, minutes=30)) == 2
+            work.commit()
+        with uow(read_only=True) as work:
+            assert work.log.bounds() == (3, 3)
+            assert [e.sequence for e in work.log.read_after(0, 10)] == [3]
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS, indirect=True)
+class TestConcurrentWriters:
+    def test_readers_never_see_a_later_sequence_before_an_earlier_one(
+        self, uow: UnitOfWorkFactory, clock: FakeClock
+    ) -> None:
+        writers, per_writer = 6, 25
+        errors: list[BaseException] = []
+        done = threading.Event()
+        observed: list[list[int]] = []
+
+        def write() -> None:
+            try:
+                for _ in range(per_writer):
+                    job, event = created(clock)
+                    with uow() as work:
+                        work.jobs.add(job)
+                        work.events.append(event)
+                        work.commit()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        def read() -> None:
+            while not done.is_set():
+                with uow(read_only=True) as work:
+                    observed.append([e.sequence for e in work.log.read_after(0, 100_000)])
+
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        reader = threading.Thread(target=read)
+        reader.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done.set()
+        reader.join()
+
+        assert errors == []
+        total = writers * per_writer
+        with uow(read_only=True) as work:
+            assert [e.sequence for e in work.log.read_after(0, 100_000)] == list(range(1, total + 1))
+        # Every snapshot a reader took was a gap-free prefix of the final log.
+        for snapshot in observed:
+            assert snapshot == list(range(1, len(snapshot) + 1))
+
+
+class _BarrierUnitOfWork:
+    """Wraps a unit of work so that every reader of a job waits for the others first."""
+
+    def __init__(self, inner: UnitOfWork, barrier: threading.Barrier) -> None:
+        self._inner = inner
+        self._barrier = barrier
+
+    def __enter__(self) -> UnitOfWork:
+        work = self._inner.__enter__()
+        original = work.jobs.get
+        barrier = self._barrier
+
+        def get(tenant: str, job_id: object) -> Job | None:
+            job = original(tenant, job_id)  # type: ignore[arg-type]
+            barrier.wait(timeout=10)
+            return job
+
+        work.jobs.get = get  # type: ignore[method-assign]
+        return work
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)  # type: ignore[arg-type]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_workers_racing_to_start_a_job_exactly_one_wins(
+    uow: UnitOfWorkFactory, clock: FakeClock, delivered: list[Event]
+) -> None:
+    """Both read version 1 before either writes; the row lock and the version check do the rest."""
+    owner = Actor(id="ann", tenant="acme", roles=frozenset({"member"}))
+    worker = Actor(id="w", tenant="acme", roles=frozenset({"operator"}))
+    job = JobService(uow=uow, clock=clock).create_job(owner, JobCreate(name="n", kind="k")).value
+    barrier = threading.Barrier(2)
+
+    def racing_uow(*, read_only: bool = False) -> UnitOfWork:
+        inner = uow(read_only=read_only)
+        return inner if read_only else _BarrierUnitOfWork(inner, barrier)  # type: ignore[return-value]
+
+    racer = JobService(uow=racing_uow, clock=clock)
+    results: list[object] = [None, None]
+
+    def start(slot: int) -> None:
+        results[slot] = racer.start_job(worker, job.id)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    codes = sorted(str(r.code) for r in results)  # type: ignore[attr-defined]
+    assert codes == ["ABORTED", "None"]
+    plain = JobService(uow=uow, clock=clock)
+    assert len(plain.get_job_history(worker, job.id).value.items) == 1
+    assert plain.get_job(worker, job.id).value.version == 2
+    assert [e.type for e in delivered].count("job.started") == 1
+    assert ErrorCode.ABORTED in [r.code for r in results]  # type: ignore[attr-defined]
