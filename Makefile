@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck migrate bench gen clean
+.PHONY: run test migrate bench gen protolint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,20 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m server migrate
 
-test: $(STAMP)
+gen: $(STAMP)
+	rm -rf generated/jobtask
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=generated --grpc_python_out=generated \
+		--pyi_out=generated $(sort $(wildcard protos/jobtask/v1/*.proto))
+	touch generated/jobtask/__init__.py generated/jobtask/v1/__init__.py
+
+# buf lint and buf format (npm @bufbuild/buf, pinned in package-lock.json); skipped without npm.
+protolint:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --silent --no-audit --no-fund && npx buf lint && npx buf format --exit-code -d >/dev/null \
+		&& echo "buf lint and buf format: clean"; \
+	else echo "npm not found: buf lint skipped"; fi
+
+test: $(STAMP) protolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

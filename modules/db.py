@@ -137,3 +137,10 @@ class SqlAlchemyUnitOfWorkFactory:
     def __call__(self, *, read_only: bool = False) -> SqlAlchemyUnitOfWork:
         """A new unit of work."""
         return SqlAlchemyUnitOfWork(self.engine, publish=self._publish, read_only=read_only)
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers a trivial query."""
+    with errors.translated(), engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1").scalar()
+        connection.rollback()

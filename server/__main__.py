@@ -1,29 +1,38 @@
-"""``python -m server``: run database migrations (``migrate``)."""
+"""``jobtask`` / ``python -m server``: ``serve`` the gRPC API or ``migrate`` the database."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import asyncio
 import sys
 
 from modules import db
-from server import config
+from server import app, config, logs
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
-    settings = config.from_environment()
-    parser = argparse.ArgumentParser(prog="jobtask")
-    parser.add_argument("--database-url", default=settings.database_url, help="env JOBTASK_DATABASE_URL")
-    parser.add_argument("--log-level", default=settings.log_level, help="env JOBTASK_LOG_LEVEL")
+    parser = argparse.ArgumentParser(prog="jobtask", description="jobs and tasks over gRPC")
+    config.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gRPC server (migrates the database first)")
     commands.add_parser("migrate", help="bring the database schema up to date")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.command == "migrate":
-        engine = db.make_engine(args.database_url)
-        db.migrate(engine)
-        print(f"migrated {engine.url.render_as_string(hide_password=True)}")
+    try:
+        settings = config.from_arguments(args)
+        logs.configure(settings.log_level, settings.log_format)
+        if args.command == "migrate":
+            engine = db.make_engine(settings.database_url)
+            db.migrate(engine)
+            engine.dispose()
+            print(f"migrated {engine.url.render_as_string(hide_password=True)}")
+            return 0
+        asyncio.run(app.serve(settings))
+    except config.ConfigError as exc:
+        print(f"jobtask: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while draining
+        return 130
     return 0
 
 

@@ -1,25 +1,162 @@
-"""Server configuration from flags and JOBTASK_* environment variables."""
+"""Server configuration: flags, each with a JOBTASK_* environment variable behind it."""
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from server.auth import AuthMode, JwtSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobtask.db"
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot start a server; the message says what to change."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """What the server needs to start."""
 
+    listen: str = DEFAULT_LISTEN
     database_url: str = DEFAULT_DATABASE_URL
+    auth_mode: AuthMode = AuthMode.JWT
+    jwt_secret: str | None = None
+    jwt_public_key_file: str | None = None
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
     log_level: str = "INFO"
+    log_format: str = "json"
+    grace_period_s: float = 10.0
+    workers: int = 16
+    db_pool_size: int = 10
+
+    def jwt_settings(self) -> JwtSettings | None:
+        """How tokens are verified, from the secret or the public key file."""
+        if self.jwt_secret:
+            return JwtSettings(
+                key=self.jwt_secret,
+                algorithms=self.jwt_algorithms or ("HS256",),
+                audience=self.jwt_audience,
+                issuer=self.jwt_issuer,
+            )
+        if self.jwt_public_key_file:
+            path = Path(self.jwt_public_key_file)
+            if not path.is_file():
+                raise ConfigError(f"JWT public key file {path} does not exist")
+            return JwtSettings(
+                key=path.read_bytes(),
+                algorithms=self.jwt_algorithms or ("RS256", "EdDSA"),
+                audience=self.jwt_audience,
+                issuer=self.jwt_issuer,
+            )
+        return None
+
+    def check(self) -> None:
+        """Refuse what must not start: no JWT key in JWT mode, header identity off loopback."""
+        if self.auth_mode is AuthMode.JWT and self.jwt_settings() is None:
+            raise ConfigError(
+                "JWT authentication needs JOBTASK_JWT_SECRET (HS256) or JOBTASK_JWT_PUBLIC_KEY_FILE "
+                "(RS256/EdDSA); for a local trial use --auth-mode headers on 127.0.0.1"
+            )
+        if self.auth_mode is not AuthMode.JWT and not is_loopback(self.listen):
+            raise ConfigError(
+                f"refusing to listen on {self.listen} with {self.auth_mode} authentication: beyond loopback "
+                "anyone could claim any identity. Configure JWT (JOBTASK_AUTH_MODE=jwt and a key) or listen "
+                "on 127.0.0.1"
+            )
+        if any(a.lower() == "none" for a in self.jwt_algorithms):
+            raise ConfigError("the JWT algorithm 'none' is never accepted")
 
 
-def from_environment(environ: dict[str, str] | None = None) -> Settings:
-    """Settings read from JOBTASK_* variables, defaults elsewhere."""
-    env = dict(os.environ if environ is None else environ)
-    return Settings(
-        database_url=env.get("JOBTASK_DATABASE_URL", DEFAULT_DATABASE_URL),
-        log_level=env.get("JOBTASK_LOG_LEVEL", "INFO"),
+def is_loopback(listen: str) -> bool:
+    """True when ``host:port`` binds only the loopback interface."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+ENV = {
+    "listen": "JOBTASK_LISTEN",
+    "database_url": "JOBTASK_DATABASE_URL",
+    "auth_mode": "JOBTASK_AUTH_MODE",
+    "jwt_secret": "JOBTASK_JWT_SECRET",
+    "jwt_public_key_file": "JOBTASK_JWT_PUBLIC_KEY_FILE",
+    "jwt_algorithms": "JOBTASK_JWT_ALGORITHMS",
+    "jwt_audience": "JOBTASK_JWT_AUDIENCE",
+    "jwt_issuer": "JOBTASK_JWT_ISSUER",
+    "log_level": "JOBTASK_LOG_LEVEL",
+    "log_format": "JOBTASK_LOG_FORMAT",
+    "grace_period_s": "JOBTASK_GRACE_PERIOD",
+    "workers": "JOBTASK_WORKERS",
+    "db_pool_size": "JOBTASK_DB_POOL_SIZE",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
+    """Add a flag per setting, defaulting to its environment variable."""
+    env = os.environ if environ is None else environ
+    default = Settings()
+
+    def flag(name: str, help_text: str, **extra: object) -> None:
+        variable = ENV[name]
+        parser.add_argument(
+            "--" + name.replace("_", "-").removesuffix("-s"),
+            dest=name,
+            default=env.get(variable, getattr(default, name)),
+            help=f"{help_text} (env {variable})",
+            **extra,  # type: ignore[arg-type]
+        )
+
+    flag("listen", "address to listen on, host:port")
+    flag("database_url", "sqlite:///path or postgresql+psycopg://user@host/db")
+    flag(
+        "auth_mode",
+        "jwt, or headers (trusted x-actor-* headers; loopback only)",
+        choices=[m.value for m in AuthMode],
     )
+    flag("jwt_secret", "HS256 secret")
+    flag("jwt_public_key_file", "PEM public key for RS256/EdDSA tokens")
+    flag("jwt_algorithms", "comma-separated accepted algorithms")
+    flag("jwt_audience", "required 'aud' claim")
+    flag("jwt_issuer", "required 'iss' claim")
+    flag("log_level", "DEBUG, INFO, WARNING or ERROR")
+    flag("log_format", "json or text", choices=["json", "text"])
+    flag("grace_period_s", "seconds in-flight calls get to finish on SIGTERM")
+    flag("workers", "threads running database work")
+    flag("db_pool_size", "database connections per process")
+
+
+def from_arguments(args: argparse.Namespace) -> Settings:
+    """Settings from parsed flags; bad values raise ConfigError."""
+    try:
+        algorithms = args.jwt_algorithms
+        if isinstance(algorithms, str):
+            algorithms = tuple(a.strip() for a in algorithms.split(",") if a.strip())
+        return Settings(
+            listen=args.listen,
+            database_url=args.database_url,
+            auth_mode=AuthMode(args.auth_mode),
+            jwt_secret=args.jwt_secret or None,
+            jwt_public_key_file=args.jwt_public_key_file or None,
+            jwt_algorithms=tuple(algorithms),
+            jwt_audience=args.jwt_audience or None,
+            jwt_issuer=args.jwt_issuer or None,
+            log_level=str(args.log_level).upper(),
+            log_format=args.log_format,
+            grace_period_s=float(args.grace_period_s),
+            workers=int(args.workers),
+            db_pool_size=int(args.db_pool_size),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Never, TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 T_co = TypeVar("T_co", covariant=True)
 
 
@@ -76,6 +77,12 @@ class OperationResult(Generic[T_co]):
     def code(self) -> ErrorCode | None:
         """The error code of a failure, None on success."""
         return None if self.error is None else self.error.code
+
+    def map(self, transform: Callable[[T_co], U]) -> OperationResult[U]:
+        """The success value passed through ``transform``; a failure unchanged."""
+        if self.error is not None:
+            return OperationResult(None, self.error)
+        return OperationResult(transform(self._value))  # type: ignore[arg-type]
 
     def as_failure(self) -> OperationResult[Never]:
         """This failure, typed to pass through a function returning another result type."""

@@ -1,0 +1,1 @@
+"""Protobuf <-> domain conversions, one module per service."""

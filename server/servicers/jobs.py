@@ -1,0 +1,169 @@
+"""JobServicer: the JobService RPCs over core.services.jobs.JobService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
+
+from core.common.actor import Actor
+from core.common.result import OperationResult
+from core.services.jobs.service import JobService
+from server import auth
+from server.conversions import jobs as convert
+from server.conversions.common import parse_etag, require_uuid
+from server.servicers.base import Servicer
+
+DEFAULT_LIMIT = 100
+
+
+class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
+    """Converts JobService requests to domain calls and the results back."""
+
+    def __init__(self, *, jobs: JobService, authenticator: auth.Authenticator) -> None:
+        super().__init__(authenticator=authenticator)
+        self._jobs = jobs
+
+    def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Any) -> jobs_pb2.CreateJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.CreateJobResponse]:
+            spec = convert.job_create_from_proto(request.job, request.request_id)
+            return self._jobs.create_job(actor, spec).map(
+                lambda j: jobs_pb2.CreateJobResponse(job=convert.job_to_proto(j))
+            )
+
+        return self._answer(context, jobs_pb2.CreateJobResponse, work)
+
+    def GetJob(self, request: jobs_pb2.GetJobRequest, context: Any) -> jobs_pb2.GetJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.GetJobResponse]:
+            job_id = require_uuid("id", request.id)
+            return self._jobs.get_job(actor, job_id).map(
+                lambda j: jobs_pb2.GetJobResponse(job=convert.job_to_proto(j))
+            )
+
+        return self._answer(context, jobs_pb2.GetJobResponse, work)
+
+    def UpdateJob(self, request: jobs_pb2.UpdateJobRequest, context: Any) -> jobs_pb2.UpdateJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.UpdateJobResponse]:
+            job_id = require_uuid("job.id", request.job.id)
+            update = convert.job_update_from_proto(request.job, list(request.update_mask.paths))
+            return self._jobs.update_job(
+                actor, job_id, update, expected_version=parse_etag(request.etag)
+            ).map(lambda j: jobs_pb2.UpdateJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.UpdateJobResponse, work)
+
+    def DeleteJob(self, request: jobs_pb2.DeleteJobRequest, context: Any) -> jobs_pb2.DeleteJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.DeleteJobResponse]:
+            job_id = require_uuid("id", request.id)
+            deleted = self._jobs.delete_job(actor, job_id, expected_version=parse_etag(request.etag))
+            return deleted.map(lambda _: jobs_pb2.DeleteJobResponse())
+
+        return self._answer(context, jobs_pb2.DeleteJobResponse, work)
+
+    def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: Any) -> jobs_pb2.ListJobsResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ListJobsResponse]:
+            filters = convert.filters_from_proto(request)
+            page = self._jobs.list_jobs(
+                actor, filters, page_size=request.page_size, page_token=request.page_token
+            )
+            return page.map(
+                lambda p: jobs_pb2.ListJobsResponse(
+                    jobs=[convert.job_to_proto(j) for j in p.items], next_page_token=p.next_page_token
+                )
+            )
+
+        return self._answer(context, jobs_pb2.ListJobsResponse, work)
+
+    def ScheduleJob(self, request: jobs_pb2.ScheduleJobRequest, context: Any) -> jobs_pb2.ScheduleJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ScheduleJobResponse]:
+            job_id = require_uuid("id", request.id)
+            schedule = convert.schedule_from_proto(request.schedule) if request.HasField("schedule") else None
+            scheduled = self._jobs.schedule_job(
+                actor, job_id, schedule, expected_version=parse_etag(request.etag)
+            )
+            return scheduled.map(lambda j: jobs_pb2.ScheduleJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.ScheduleJobResponse, work)
+
+    def StartJob(self, request: jobs_pb2.StartJobRequest, context: Any) -> jobs_pb2.StartJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.StartJobResponse]:
+            job_id = require_uuid("id", request.id)
+            started = self._jobs.start_job(actor, job_id, expected_version=parse_etag(request.etag))
+            return started.map(lambda j: jobs_pb2.StartJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.StartJobResponse, work)
+
+    def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: Any) -> jobs_pb2.CancelJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.CancelJobResponse]:
+            job_id = require_uuid("id", request.id)
+            cancelled = self._jobs.cancel_job(
+                actor, job_id, request.reason, expected_version=parse_etag(request.etag)
+            )
+            return cancelled.map(lambda j: jobs_pb2.CancelJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.CancelJobResponse, work)
+
+    def CompleteJob(self, request: jobs_pb2.CompleteJobRequest, context: Any) -> jobs_pb2.CompleteJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.CompleteJobResponse]:
+            job_id = require_uuid("id", request.id)
+            result = convert.result_from_proto(request.result) if request.HasField("result") else None
+            completed = self._jobs.complete_job(
+                actor, job_id, result, expected_version=parse_etag(request.etag)
+            )
+            return completed.map(lambda j: jobs_pb2.CompleteJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.CompleteJobResponse, work)
+
+    def FailJob(self, request: jobs_pb2.FailJobRequest, context: Any) -> jobs_pb2.FailJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.FailJobResponse]:
+            job_id = require_uuid("id", request.id)
+            failed = self._jobs.fail_job(
+                actor,
+                job_id,
+                request.error,
+                retryable=not request.permanent,
+                expected_version=parse_etag(request.etag),
+            )
+            return failed.map(lambda j: jobs_pb2.FailJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.FailJobResponse, work)
+
+    def ListPendingJobs(
+        self, request: jobs_pb2.ListPendingJobsRequest, context: Any
+    ) -> jobs_pb2.ListPendingJobsResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ListPendingJobsResponse]:
+            found = self._jobs.get_pending_jobs(
+                actor, kinds=frozenset(request.kinds), limit=request.limit or DEFAULT_LIMIT
+            )
+            return found.map(
+                lambda js: jobs_pb2.ListPendingJobsResponse(jobs=[convert.job_to_proto(j) for j in js])
+            )
+
+        return self._answer(context, jobs_pb2.ListPendingJobsResponse, work)
+
+    def ListRunningJobs(
+        self, request: jobs_pb2.ListRunningJobsRequest, context: Any
+    ) -> jobs_pb2.ListRunningJobsResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ListRunningJobsResponse]:
+            found = self._jobs.get_running_jobs(
+                actor, kinds=frozenset(request.kinds), limit=request.limit or DEFAULT_LIMIT
+            )
+            return found.map(
+                lambda js: jobs_pb2.ListRunningJobsResponse(jobs=[convert.job_to_proto(j) for j in js])
+            )
+
+        return self._answer(context, jobs_pb2.ListRunningJobsResponse, work)
+
+    def ListJobRuns(self, request: jobs_pb2.ListJobRunsRequest, context: Any) -> jobs_pb2.ListJobRunsResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ListJobRunsResponse]:
+            job_id = require_uuid("job_id", request.job_id)
+            page = self._jobs.get_job_history(
+                actor, job_id, page_size=request.page_size, page_token=request.page_token
+            )
+            return page.map(
+                lambda p: jobs_pb2.ListJobRunsResponse(
+                    runs=[convert.run_to_proto(r) for r in p.items], next_page_token=p.next_page_token
+                )
+            )
+
+        return self._answer(context, jobs_pb2.ListJobRunsResponse, work)
