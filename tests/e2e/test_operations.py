@@ -1,0 +1,91 @@
+"""Operating the server: reflection without proto files, health, SIGTERM drain, the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_reflection_lists_and_describes_the_services_with_no_proto_files(channel: grpc.Channel) -> None:
+    database = ProtoReflectionDescriptorDatabase(channel)
+    services = set(database.get_services())
+    assert {"jobtask.v1.JobService", "jobtask.v1.TaskService", "grpc.health.v1.Health"} <= services
+    described = database.FindFileContainingSymbol("jobtask.v1.JobService")
+    assert "StartJob" in [m.name for m in described.service[0].method]
+    events = database.FindFileContainingSymbol("jobtask.v1.Event")
+    assert events.name == "jobtask/v1/events.proto"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``python -m server serve`` in a process of its own, with header identity on loopback."""
+    address = f"127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "JOBTASK_DATABASE_URL": f"sqlite:///{tmp_path / 'proc.db'}",
+        "JOBTASK_LOG_FORMAT": "json",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--auth-mode",
+            "headers",
+            "--listen",
+            address,
+            "--grace-period",
+            "3",
+            "serve",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with grpc.insecure_channel(address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+    yield process, address
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    if process.stderr:
+        process.stderr.close()
+
+
+def test_sigterm_reports_not_serving_then_exits_cleanly(
+    server_process: tuple[subprocess.Popen[str], str],
+) -> None:
+    process, address = server_process
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        watch = health.Watch(health_pb2.HealthCheckRequest(service="jobtask.v1.JobService"), timeout=20)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert process.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    assert process.stderr is not None
+    logged = process.stderr.read()
+    assert '"message": "jobtask listening on 127.0.0.1:' in logged
+    assert '"message": "stopped"' in logged

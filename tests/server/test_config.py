@@ -1,0 +1,66 @@
+"""Configuration: flags and environment, and what refuses to start."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from server import config
+from server.__main__ import main
+from server.auth import AuthMode
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None) -> config.Settings:
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser, environ or {})
+    return config.from_arguments(parser.parse_args(argv))
+
+
+def test_environment_then_flags() -> None:
+    settings = parse(
+        ["--listen", "127.0.0.1:6000"], {"JOBTASK_LISTEN": "127.0.0.1:5000", "JOBTASK_WORKERS": "4"}
+    )
+    assert (settings.listen, settings.workers) == ("127.0.0.1:6000", 4)
+    assert parse([], {"JOBTASK_JWT_ALGORITHMS": "RS256, EdDSA"}).jwt_algorithms == ("RS256", "EdDSA")
+
+
+def test_jwt_mode_needs_a_key() -> None:
+    with pytest.raises(config.ConfigError, match="JOBTASK_JWT_SECRET"):
+        parse([]).check()
+    parse(["--jwt-secret", "x" * 32]).check()
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051", "example.com:1"])
+def test_header_identity_is_refused_beyond_loopback(listen: str) -> None:
+    with pytest.raises(config.ConfigError, match="refusing to listen"):
+        parse(["--auth-mode", "headers", "--listen", listen]).check()
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:50051", "localhost:1", "[::1]:50051"])
+def test_header_identity_on_loopback(listen: str) -> None:
+    parse(["--auth-mode", "headers", "--listen", listen]).check()
+
+
+def test_a_public_key_file(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PUBLIC KEY-----\n")
+    jwt_settings = parse(["--jwt-public-key-file", str(key)]).jwt_settings()
+    assert jwt_settings is not None
+    assert jwt_settings.algorithms == ("RS256", "EdDSA")
+    with pytest.raises(config.ConfigError, match="does not exist"):
+        parse(["--jwt-public-key-file", str(tmp_path / "missing.pem")]).check()
+
+
+def test_bad_values_and_none_algorithm() -> None:
+    with pytest.raises(config.ConfigError, match="invalid setting"):
+        parse(["--workers", "many"])
+    with pytest.raises(config.ConfigError, match="none"):
+        parse(["--jwt-secret", "x", "--jwt-algorithms", "none"]).check()
+
+
+def test_serve_refuses_a_bad_configuration_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--auth-mode", "headers", "--listen", "0.0.0.0:0", "--log-format", "text", "serve"]) == 2
+    assert "refusing to listen on 0.0.0.0:0" in capsys.readouterr().err
+    assert AuthMode("headers") is AuthMode.HEADERS
