@@ -132,6 +132,14 @@ async def serve(settings: Settings) -> None:
             app.engine.url.render_as_string(hide_password=True),
             settings.auth_mode,
         )
+        if settings.auth_mode is auth.AuthMode.HEADERS:
+            print(
+                f"jobtask is serving on {host}:{running.port} with database "
+                f"{app.engine.url.render_as_string(hide_password=True)}\n"
+                "identity: send the headers x-actor-id, x-actor-tenant and x-actor-roles "
+                "(e.g. -H 'x-actor-id: ann' -H 'x-actor-tenant: acme' -H 'x-actor-roles: operator')",
+                flush=True,
+            )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
