@@ -274,8 +274,12 @@ class InMemoryEventStore:
         return oldest, self._state.last_sequence
 
     def prune(self, older_than: datetime) -> int:
-        """Drop events that occurred before ``older_than``."""
-        kept = [e for e in self._state.events if e.occurred_at >= older_than]
+        """Drop the prefix of the log up to the last event before ``older_than``."""
+        old = [e.sequence for e in self._state.events if e.occurred_at < older_than]
+        if not old:
+            return 0
+        through = max(old)
+        kept = [e for e in self._state.events if e.sequence > through]
         pruned = len(self._state.events) - len(kept)
         self._state.events[:] = kept
         return pruned

@@ -5,36 +5,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from jobtask.v1 import events_pb2, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from jobtask.v1 import events_pb2, events_pb2_grpc, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from sqlalchemy import Engine
 
+from core.common.clock import SystemClock
 from core.messaging.bus import MessageBus
+from core.messaging.events import Event
+from core.messaging.feed import EventFeed
 from core.services.jobs.service import JobService
 from core.services.tasks.service import TaskService
+from core.services.unit_of_work import UnitOfWorkFactory
+from core.services.visibility import can_see
 from modules import db
+from modules.event_store.relay import PostgresEventRelay
 from server import auth
 from server.config import Settings
 from server.interceptors import CallInterceptor
 from server.servicers.base import off_the_loop
+from server.servicers.events import EventServicer
 from server.servicers.jobs import JobServicer
 from server.servicers.tasks import TaskServicer
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 AsyncHealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
 
 JOB_SERVICE = jobs_pb2.DESCRIPTOR.services_by_name["JobService"]
 TASK_SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
-SERVICE_NAMES = (JOB_SERVICE.full_name, TASK_SERVICE.full_name)
-# Imported for their descriptors: reflection serves every message of the contract.
-_CONTRACT = (events_pb2,)
+EVENT_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventService"]
+SERVICE_NAMES = (JOB_SERVICE.full_name, TASK_SERVICE.full_name, EVENT_SERVICE.full_name)
+PRUNE_EVERY_S = 300.0
 
 
 @dataclass
@@ -44,10 +54,33 @@ class Application:
     settings: Settings
     engine: Engine
     bus: MessageBus
+    uow: UnitOfWorkFactory
     jobs: JobService
     tasks: TaskService
     authenticator: auth.Authenticator
     executor: ThreadPoolExecutor = field(repr=False)
+
+    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking (database) work on the worker threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    def read_events(self, after: int, limit: int) -> list[Event]:
+        """Committed events after ``after``, in sequence order."""
+        with self.uow(read_only=True) as work:
+            return work.log.read_after(after, limit)
+
+    def event_bounds(self) -> tuple[int, int]:
+        """(oldest, last) sequence of the log."""
+        with self.uow(read_only=True) as work:
+            return work.log.bounds()
+
+    def prune_events(self) -> int:
+        """Drop events older than the retention period."""
+        horizon = SystemClock().now() - timedelta(hours=self.settings.event_retention_h)
+        with self.uow() as work:
+            pruned = work.log.prune(horizon)
+            work.commit()
+        return pruned
 
     def close(self) -> None:
         """Release threads and connections."""
@@ -67,6 +100,7 @@ def build_application(settings: Settings) -> Application:
         settings=settings,
         engine=engine,
         bus=bus,
+        uow=uow,
         jobs=JobService(uow=uow),
         tasks=TaskService(uow=uow),
         authenticator=authenticator,
@@ -76,16 +110,36 @@ def build_application(settings: Settings) -> Application:
 
 @dataclass
 class RunningServer:
-    """A started server, the port it bound, and its health service."""
+    """A started server, the port it bound, its health service and its event feed."""
 
     server: grpc.aio.Server
     port: int
     health: Any
+    feed: EventFeed
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    relay: PostgresEventRelay | None = None
 
     async def stop(self, grace: float) -> None:
-        """Drain: report NOT_SERVING, let in-flight calls finish within ``grace``, then stop."""
+        """Drain: report NOT_SERVING, end event streams with UNAVAILABLE, let in-flight
+        calls finish within ``grace``, then stop."""
         await self.health.enter_graceful_shutdown()
+        await self.feed.close()
+        for task in self.background:
+            task.cancel()
         await self.server.stop(grace)
+        if self.relay is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.relay.stop)
+
+
+async def _prune_periodically(app: Application) -> None:
+    while True:
+        try:
+            pruned = await app.blocking(app.prune_events)
+            if pruned:
+                log.info("pruned %d events older than %.0f hours", pruned, app.settings.event_retention_h)
+        except Exception:
+            log.exception("pruning the event log failed")
+        await asyncio.sleep(PRUNE_EVERY_S)
 
 
 async def start_server(app: Application, listen: str | None = None) -> RunningServer:
@@ -102,6 +156,22 @@ async def start_server(app: Application, listen: str | None = None) -> RunningSe
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(  # type: ignore[no-untyped-call]
         off_the_loop(tasks_servicer, TASK_SERVICE, app.executor), server
     )
+    feed = EventFeed(
+        read_after=lambda after, limit: app.blocking(app.read_events, after, limit),
+        bounds=lambda: app.blocking(app.event_bounds),
+        visible=can_see,
+        buffer_size=app.settings.subscriber_buffer,
+    )
+    await feed.start()
+    app.bus.subscribe("*", lambda _: feed.wake())
+    events_pb2_grpc.add_EventServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        EventServicer(feed=feed, authenticator=app.authenticator, heartbeat_s=app.settings.heartbeat_s),
+        server,
+    )
+    relay = None
+    if app.engine.dialect.name == "postgresql":
+        relay = PostgresEventRelay(app.engine, feed.wake)
+        relay.start()
     health_servicer = AsyncHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -116,7 +186,10 @@ async def start_server(app: Application, listen: str | None = None) -> RunningSe
     await asyncio.get_running_loop().run_in_executor(app.executor, db.ping, app.engine)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health_servicer)
+    background = [asyncio.create_task(_prune_periodically(app), name="prune-events")]
+    return RunningServer(
+        server=server, port=port, health=health_servicer, feed=feed, background=background, relay=relay
+    )
 
 
 async def serve(settings: Settings) -> None:

@@ -36,6 +36,9 @@ class Settings:
     grace_period_s: float = 10.0
     workers: int = 16
     db_pool_size: int = 10
+    event_retention_h: float = 168.0
+    heartbeat_s: float = 15.0
+    subscriber_buffer: int = 1000
 
     def jwt_settings(self) -> JwtSettings | None:
         """How tokens are verified, from the secret or the public key file."""
@@ -100,6 +103,9 @@ ENV = {
     "grace_period_s": "JOBTASK_GRACE_PERIOD",
     "workers": "JOBTASK_WORKERS",
     "db_pool_size": "JOBTASK_DB_POOL_SIZE",
+    "event_retention_h": "JOBTASK_EVENT_RETENTION_HOURS",
+    "heartbeat_s": "JOBTASK_HEARTBEAT",
+    "subscriber_buffer": "JOBTASK_SUBSCRIBER_BUFFER",
 }
 
 
@@ -111,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
     def flag(name: str, help_text: str, **extra: object) -> None:
         variable = ENV[name]
         parser.add_argument(
-            "--" + name.replace("_", "-").removesuffix("-s"),
+            "--" + name.replace("_", "-").removesuffix("-s").removesuffix("-h"),
             dest=name,
             default=env.get(variable, getattr(default, name)),
             help=f"{help_text} (env {variable})",
@@ -135,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
     flag("grace_period_s", "seconds in-flight calls get to finish on SIGTERM")
     flag("workers", "threads running database work")
     flag("db_pool_size", "database connections per process")
+    flag("event_retention_h", "hours events are kept in the log")
+    flag("heartbeat_s", "seconds a silent event stream waits before a heartbeat")
+    flag("subscriber_buffer", "events a subscriber may fall behind before its stream is cut")
 
 
 def from_arguments(args: argparse.Namespace) -> Settings:
@@ -157,6 +166,9 @@ def from_arguments(args: argparse.Namespace) -> Settings:
             grace_period_s=float(args.grace_period_s),
             workers=int(args.workers),
             db_pool_size=int(args.db_pool_size),
+            event_retention_h=float(args.event_retention_h),
+            heartbeat_s=float(args.heartbeat_s),
+            subscriber_buffer=int(args.subscriber_buffer),
         )
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc

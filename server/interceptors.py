@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 CORRELATION_HEADER = "x-correlation-id"
 PROTECTED_PREFIX = "/jobtask."
 
-JOBS, TASKS = "/jobtask.v1.JobService/", "/jobtask.v1.TaskService/"
+JOBS, TASKS, EVENTS = "/jobtask.v1.JobService/", "/jobtask.v1.TaskService/", "/jobtask.v1.EventService/"
 
 # RPC -> the permission table and action it needs on some resource. An actor whose roles
 # grant that action on no resource at all is refused before the servicer runs.
@@ -53,6 +53,7 @@ EARLY_CHECKS: Final[Mapping[str, tuple[ModuleType, str]]] = {
     TASKS + "ReopenTask": (task_permissions, task_permissions.REOPEN),
     TASKS + "CreateSubtask": (task_permissions, task_permissions.CREATE),
     TASKS + "ListSubtasks": (task_permissions, task_permissions.READ),
+    EVENTS + "Subscribe": (job_permissions, job_permissions.READ),
 }
 
 

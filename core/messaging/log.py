@@ -36,5 +36,5 @@ class EventStore(Protocol):
         ...
 
     def prune(self, older_than: datetime) -> int:
-        """Delete events that occurred before ``older_than``; return how many."""
+        """Delete the prefix of the log up to the last event before ``older_than``; return how many."""
         ...

@@ -17,6 +17,7 @@ from modules import errors
 from modules.event_store.models import EventCounterRow, EventRow
 
 event_rows = cast("Table", EventRow.__table__)
+CHANNEL = "jobtask_events"
 counter = cast("Table", EventCounterRow.__table__)
 
 
@@ -38,6 +39,9 @@ class SqlAlchemyEventStore:
             first = last - len(events_) + 1
             stored = [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
             self._connection.execute(insert(event_rows), [event_values(event) for event in stored])
+            if self._connection.dialect.name == "postgresql":
+                # Delivered to listeners when (and only if) this transaction commits.
+                self._connection.execute(select(func.pg_notify(CHANNEL, str(last))))
         return stored
 
     def read_after(self, after_sequence: int, limit: int) -> list[Event]:
@@ -59,9 +63,17 @@ class SqlAlchemyEventStore:
         return int(oldest or 0), int(last or 0)
 
     def prune(self, older_than: datetime) -> int:
-        """Delete events that occurred before ``older_than``."""
+        """Delete the events up to the last one that occurred before ``older_than``.
+
+        Pruning a prefix by sequence, not every old row, keeps the log free of holes:
+        occurred_at is taken before commit, so it is not strictly ordered by sequence.
+        """
+        horizon = select(func.max(event_rows.c.sequence)).where(event_rows.c.occurred_at < older_than)
         with errors.translated():
-            result = self._connection.execute(delete(event_rows).where(event_rows.c.occurred_at < older_than))
+            through = self._connection.execute(horizon).scalar()
+            if through is None:
+                return 0
+            result = self._connection.execute(delete(event_rows).where(event_rows.c.sequence <= through))
         return int(result.rowcount)
 
 

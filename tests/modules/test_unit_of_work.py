@@ -252,3 +252,21 @@ def test_two_workers_racing_to_start_a_job_exactly_one_wins(
     assert plain.get_job(worker, job.id).value.version == 2
     assert [e.type for e in delivered].count("job.started") == 1
     assert ErrorCode.ABORTED in [r.code for r in results]  # type: ignore[attr-defined]
+
+
+def test_pruning_removes_a_prefix_even_when_clocks_disagree(uow: UnitOfWorkFactory, clock: FakeClock) -> None:
+    """Event 2 carries an earlier time than event 1; pruning by time must not leave a hole."""
+    early, late = clock.now(), clock.now() + timedelta(hours=2)
+    for at in (late, early, late):
+        clock.set(at)
+        job, event = created(clock)
+        with uow() as work:
+            work.jobs.add(job)
+            work.events.append(event)
+            work.commit()
+    with uow() as work:
+        assert work.log.prune(early + timedelta(hours=1)) == 2
+        assert work.log.prune(early) == 0
+        work.commit()
+    with uow(read_only=True) as work:
+        assert [e.sequence for e in work.log.read_after(0, 10)] == [3]

@@ -22,35 +22,44 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from jobtask.v1 import jobs_pb2 as jobtask_dot_v1_dot_jobs__pb2
 from jobtask.v1 import tasks_pb2 as jobtask_dot_v1_dot_tasks__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17jobtask/v1/events.proto\x12\njobtask.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15jobtask/v1/jobs.proto\x1a\x16jobtask/v1/tasks.proto\"\xfb\x04\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x13\n\x0bresource_id\x18\x07 \x01(\t\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\t \x01(\t\x12)\n\tjob_event\x18\x14 \x01(\x0b\x32\x14.jobtask.v1.JobEventH\x00\x12\x36\n\x10job_status_event\x18\x15 \x01(\x0b\x32\x1a.jobtask.v1.JobStatusEventH\x00\x12:\n\x12job_schedule_event\x18\x16 \x01(\x0b\x32\x1c.jobtask.v1.JobScheduleEventH\x00\x12\x36\n\x10job_result_event\x18\x17 \x01(\x0b\x32\x1a.jobtask.v1.JobResultEventH\x00\x12\x34\n\x0fjob_error_event\x18\x18 \x01(\x0b\x32\x19.jobtask.v1.JobErrorEventH\x00\x12+\n\ntask_event\x18\x1e \x01(\x0b\x32\x15.jobtask.v1.TaskEventH\x00\x12\x38\n\x11task_status_event\x18\x1f \x01(\x0b\x32\x1b.jobtask.v1.TaskStatusEventH\x00\x12\x38\n\x11task_assign_event\x18  \x01(\x0b\x32\x1b.jobtask.v1.TaskAssignEventH\x00\x42\t\n\x07payload\"\xb9\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12%\n\x06status\x18\x05 \x01(\x0e\x32\x15.jobtask.v1.JobStatus\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x07 \x03(\t\x12\x12\n\ntask_total\x18\x08 \x01(\x05\x12\x11\n\ttask_done\x18\t \x01(\x05\"\xc4\x01\n\x0eJobStatusEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12)\n\nold_status\x18\x03 \x01(\x0e\x32\x15.jobtask.v1.JobStatus\x12)\n\nnew_status\x18\x04 \x01(\x0e\x32\x15.jobtask.v1.JobStatus\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\x0e\n\x06run_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06reason\x18\x08 \x01(\t\"r\n\x10JobScheduleEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x31\n\rnext_run_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"\xcb\x01\n\x0eJobResultEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\x12\x31\n\rnext_run_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb7\x01\n\rJobErrorEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nwill_retry\x18\x06 \x01(\x08\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe9\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x04 \x01(\t\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.jobtask.v1.TaskStatus\x12*\n\x08priority\x18\x06 \x01(\x0e\x32\x18.jobtask.v1.TaskPriority\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\n \x03(\t\"\xdc\x01\n\x0fTaskStatusEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x03 \x01(\t\x12*\n\nold_status\x18\x04 \x01(\x0e\x32\x16.jobtask.v1.TaskStatus\x12*\n\nnew_status\x18\x05 \x01(\x0e\x32\x16.jobtask.v1.TaskStatus\x12\x11\n\tparent_id\x18\x06 \x01(\t\x12\x0e\n\x06job_id\x18\x07 \x01(\t\x12\x0c\n\x04\x65tag\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\"{\n\x0fTaskAssignEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cold_assignee\x18\x03 \x01(\t\x12\x14\n\x0cnew_assignee\x18\x04 \x01(\t\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x0c\n\x04\x65tag\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17jobtask/v1/events.proto\x12\njobtask.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15jobtask/v1/jobs.proto\x1a\x16jobtask/v1/tasks.proto\"\xae\x01\n\x10SubscribeRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x14\n\x0cresource_ids\x18\x02 \x03(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x35\n\x12heartbeat_interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\n\x0f_after_sequence\"k\n\x11SubscribeResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.jobtask.v1.EventH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.jobtask.v1.HeartbeatH\x00\x42\x06\n\x04item\"G\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfb\x04\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x13\n\x0bresource_id\x18\x07 \x01(\t\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\t \x01(\t\x12)\n\tjob_event\x18\x14 \x01(\x0b\x32\x14.jobtask.v1.JobEventH\x00\x12\x36\n\x10job_status_event\x18\x15 \x01(\x0b\x32\x1a.jobtask.v1.JobStatusEventH\x00\x12:\n\x12job_schedule_event\x18\x16 \x01(\x0b\x32\x1c.jobtask.v1.JobScheduleEventH\x00\x12\x36\n\x10job_result_event\x18\x17 \x01(\x0b\x32\x1a.jobtask.v1.JobResultEventH\x00\x12\x34\n\x0fjob_error_event\x18\x18 \x01(\x0b\x32\x19.jobtask.v1.JobErrorEventH\x00\x12+\n\ntask_event\x18\x1e \x01(\x0b\x32\x15.jobtask.v1.TaskEventH\x00\x12\x38\n\x11task_status_event\x18\x1f \x01(\x0b\x32\x1b.jobtask.v1.TaskStatusEventH\x00\x12\x38\n\x11task_assign_event\x18  \x01(\x0b\x32\x1b.jobtask.v1.TaskAssignEventH\x00\x42\t\n\x07payload\"\xb9\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12%\n\x06status\x18\x05 \x01(\x0e\x32\x15.jobtask.v1.JobStatus\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x07 \x03(\t\x12\x12\n\ntask_total\x18\x08 \x01(\x05\x12\x11\n\ttask_done\x18\t \x01(\x05\"\xc4\x01\n\x0eJobStatusEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12)\n\nold_status\x18\x03 \x01(\x0e\x32\x15.jobtask.v1.JobStatus\x12)\n\nnew_status\x18\x04 \x01(\x0e\x32\x15.jobtask.v1.JobStatus\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\x0e\n\x06run_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06reason\x18\x08 \x01(\t\"r\n\x10JobScheduleEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x31\n\rnext_run_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"\xcb\x01\n\x0eJobResultEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\x12\x31\n\rnext_run_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb7\x01\n\rJobErrorEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nwill_retry\x18\x06 \x01(\x08\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe9\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x04 \x01(\t\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.jobtask.v1.TaskStatus\x12*\n\x08priority\x18\x06 \x01(\x0e\x32\x18.jobtask.v1.TaskPriority\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\n \x03(\t\"\xdc\x01\n\x0fTaskStatusEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x03 \x01(\t\x12*\n\nold_status\x18\x04 \x01(\x0e\x32\x16.jobtask.v1.TaskStatus\x12*\n\nnew_status\x18\x05 \x01(\x0e\x32\x16.jobtask.v1.TaskStatus\x12\x11\n\tparent_id\x18\x06 \x01(\t\x12\x0e\n\x06job_id\x18\x07 \x01(\t\x12\x0c\n\x04\x65tag\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\"{\n\x0fTaskAssignEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cold_assignee\x18\x03 \x01(\t\x12\x14\n\x0cnew_assignee\x18\x04 \x01(\t\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t2Z\n\x0c\x45ventService\x12J\n\tSubscribe\x12\x1c.jobtask.v1.SubscribeRequest\x1a\x1d.jobtask.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobtask.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENT']._serialized_start=150
-  _globals['_EVENT']._serialized_end=785
-  _globals['_JOBEVENT']._serialized_start=788
-  _globals['_JOBEVENT']._serialized_end=973
-  _globals['_JOBSTATUSEVENT']._serialized_start=976
-  _globals['_JOBSTATUSEVENT']._serialized_end=1172
-  _globals['_JOBSCHEDULEEVENT']._serialized_start=1174
-  _globals['_JOBSCHEDULEEVENT']._serialized_end=1288
-  _globals['_JOBRESULTEVENT']._serialized_start=1291
-  _globals['_JOBRESULTEVENT']._serialized_end=1494
-  _globals['_JOBERROREVENT']._serialized_start=1497
-  _globals['_JOBERROREVENT']._serialized_end=1680
-  _globals['_TASKEVENT']._serialized_start=1683
-  _globals['_TASKEVENT']._serialized_end=1916
-  _globals['_TASKSTATUSEVENT']._serialized_start=1919
-  _globals['_TASKSTATUSEVENT']._serialized_end=2139
-  _globals['_TASKASSIGNEVENT']._serialized_start=2141
-  _globals['_TASKASSIGNEVENT']._serialized_end=2264
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=182
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=356
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=358
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=465
+  _globals['_HEARTBEAT']._serialized_start=467
+  _globals['_HEARTBEAT']._serialized_end=538
+  _globals['_EVENT']._serialized_start=541
+  _globals['_EVENT']._serialized_end=1176
+  _globals['_JOBEVENT']._serialized_start=1179
+  _globals['_JOBEVENT']._serialized_end=1364
+  _globals['_JOBSTATUSEVENT']._serialized_start=1367
+  _globals['_JOBSTATUSEVENT']._serialized_end=1563
+  _globals['_JOBSCHEDULEEVENT']._serialized_start=1565
+  _globals['_JOBSCHEDULEEVENT']._serialized_end=1679
+  _globals['_JOBRESULTEVENT']._serialized_start=1682
+  _globals['_JOBRESULTEVENT']._serialized_end=1885
+  _globals['_JOBERROREVENT']._serialized_start=1888
+  _globals['_JOBERROREVENT']._serialized_end=2071
+  _globals['_TASKEVENT']._serialized_start=2074
+  _globals['_TASKEVENT']._serialized_end=2307
+  _globals['_TASKSTATUSEVENT']._serialized_start=2310
+  _globals['_TASKSTATUSEVENT']._serialized_end=2530
+  _globals['_TASKASSIGNEVENT']._serialized_start=2532
+  _globals['_TASKASSIGNEVENT']._serialized_end=2655
+  _globals['_EVENTSERVICE']._serialized_start=2657
+  _globals['_EVENTSERVICE']._serialized_end=2747
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from jobtask.v1 import events_pb2 as jobtask_dot_v1_dot_events__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,85 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class EventServiceStub:
+    """Streams of the events of jobs and tasks, read from the durable event log.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Subscribe = channel.unary_stream(
+                '/jobtask.v1.EventService/Subscribe',
+                request_serializer=jobtask_dot_v1_dot_events__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_events__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
+
+
+class EventServiceServicer:
+    """Streams of the events of jobs and tasks, read from the durable event log.
+    """
+
+    def Subscribe(self, request, context):
+        """Replays the log after after_sequence (or starts from now), then streams new events
+        as they commit: every event once, in sequence order, only those about resources
+        the caller may read. A heartbeat carries the position when nothing matches for a
+        while. The stream ends with RESOURCE_EXHAUSTED when the subscriber falls too far
+        behind, UNAVAILABLE when the server shuts down (details: last_sequence), and
+        OUT_OF_RANGE when after_sequence was pruned (details: oldest_sequence); resume with
+        after_sequence = the last sequence received.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=jobtask_dot_v1_dot_events__pb2.SubscribeRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_events__pb2.SubscribeResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'jobtask.v1.EventService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('jobtask.v1.EventService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EventService:
+    """Streams of the events of jobs and tasks, read from the durable event log.
+    """
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jobtask.v1.EventService/Subscribe',
+            jobtask_dot_v1_dot_events__pb2.SubscribeRequest.SerializeToString,
+            jobtask_dot_v1_dot_events__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,299 @@
+"""EventFeed: resumable, filtered, bounded event streams read from the durable log.
+
+One tail per process reads the log in sequence order and hands each event to the live
+subscribers; a new subscriber first replays the log from its resume point and joins the
+live tail only once it has caught up, so it sees every event once, in order. The tail
+never trusts a wake-up hint (the bus, PostgreSQL NOTIFY): it always reads the log by
+sequence, and it polls as a fallback. A subscriber that falls behind by more than its
+buffer is ended with RESOURCE_EXHAUSTED; nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Never
+
+from core.common.actor import Actor
+from core.common.result import OperationError, OperationResult
+from core.messaging.bus import compile_pattern
+from core.messaging.events import Event
+
+log = logging.getLogger(__name__)
+
+ReadAfter = Callable[[int, int], Awaitable[list[Event]]]
+Bounds = Callable[[], Awaitable[tuple[int, int]]]
+Visibility = Callable[[Actor, Event], bool]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """No event for a while: the stream is alive and has considered the log up to ``sequence``."""
+
+    sequence: int
+
+
+class StreamEnded(Exception):
+    """A subscription ended for a reason the client should act on (resume, reconnect)."""
+
+    def __init__(self, error: OperationError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter:
+    """What a subscriber wants; empty fields do not filter."""
+
+    types: tuple[str, ...] = ()
+    resource_ids: frozenset[uuid.UUID] = frozenset()
+    job_id: uuid.UUID | None = None
+    _patterns: tuple[re.Pattern[str], ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+    @staticmethod
+    def of(
+        types: Iterable[str] = (), resource_ids: Iterable[uuid.UUID] = (), job_id: uuid.UUID | None = None
+    ) -> EventFilter:
+        """A filter; ValueError for a malformed type pattern."""
+        types = tuple(types)
+        return EventFilter(
+            types=types,
+            resource_ids=frozenset(resource_ids),
+            job_id=job_id,
+            _patterns=tuple(compile_pattern(t) for t in types),
+        )
+
+    def matches(self, event: Event) -> bool:
+        """True when ``event`` passes every given criterion."""
+        if self._patterns and not any(p.match(event.type) for p in self._patterns):
+            return False
+        if self.resource_ids and event.resource_id not in self.resource_ids:
+            return False
+        return self.job_id is None or event.job_id == self.job_id
+
+
+class _Subscriber:
+    """One live subscription: what it wants, its buffer and how far it has got."""
+
+    def __init__(self, actor: Actor, wanted: EventFilter, capacity: int, position: int) -> None:
+        self.actor = actor
+        self.wanted = wanted
+        self.capacity = capacity
+        self.position = position
+        self.delivered = position
+        self.buffer: collections.deque[Event] = collections.deque()
+        # Why the subscription ends, worded once the last delivered sequence is known.
+        self.ended: Callable[[int], OperationError] | None = None
+        self.signal = asyncio.Event()
+
+    def offer(self, event: Event, visible: Visibility) -> None:
+        if self.ended is not None or event.sequence <= self.position:
+            return
+        self.position = event.sequence
+        if not self.wanted.matches(event) or not visible(self.actor, event):
+            return
+        if len(self.buffer) >= self.capacity:
+            self.end(self._fell_behind)
+            return
+        self.buffer.append(event)
+        self.signal.set()
+
+    def _fell_behind(self, delivered: int) -> OperationError:
+        return _error(
+            OperationResult.resource_exhausted(
+                f"the subscriber fell more than {self.capacity} events behind; "
+                f"resume after sequence {delivered}",
+                last_sequence=delivered,
+            )
+        )
+
+    def end(self, reason: Callable[[int], OperationError]) -> None:
+        self.ended = reason
+        self.signal.set()
+
+
+class EventFeed:
+    """Serves subscriptions from the event log; one per process."""
+
+    def __init__(
+        self,
+        *,
+        read_after: ReadAfter,
+        bounds: Bounds,
+        visible: Visibility,
+        buffer_size: int = 1000,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._read_after = read_after
+        self._bounds = bounds
+        self._visible = visible
+        self._buffer_size = buffer_size
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._live: set[_Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing: str | None = None
+        self.position = 0
+
+    async def start(self) -> None:
+        """Begin tailing the log from its current end."""
+        self._loop = asyncio.get_running_loop()
+        self.position = (await self._bounds())[1]
+        self._task = asyncio.create_task(self._tail(), name="event-feed-tail")
+
+    def wake(self) -> None:
+        """A hint that events were committed; safe to call from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            if asyncio.get_running_loop() is loop:
+                self._wake.set()
+                return
+        except RuntimeError:
+            pass
+        loop.call_soon_threadsafe(self._wake.set)
+
+    async def close(self, reason: str = "the server is shutting down; reconnect and resume") -> None:
+        """End every subscription with UNAVAILABLE and stop tailing."""
+        self._closing = reason
+        for subscriber in list(self._live):
+            subscriber.end(self._shutting_down)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _shutting_down(self, delivered: int) -> OperationError:
+        return _error(OperationResult.unavailable(self._closing or "unavailable", last_sequence=delivered))
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscriptions are live."""
+        return len(self._live)
+
+    async def _tail(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+            try:
+                await self._catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading the event log failed; retrying in %.1fs", self._poll_interval)
+
+    async def _catch_up(self) -> None:
+        while True:
+            batch = await self._read_after(self.position, self._batch_size)
+            for event in batch:
+                self.position = event.sequence
+                for subscriber in list(self._live):
+                    subscriber.offer(event, self._visible)
+            if len(batch) < self._batch_size:
+                return
+
+    async def subscribe(
+        self,
+        actor: Actor,
+        wanted: EventFilter,
+        *,
+        after_sequence: int | None = None,
+        heartbeat: float = 15.0,
+    ) -> AsyncIterator[Event | Heartbeat]:
+        """Events for ``actor`` matching ``wanted``: after ``after_sequence`` or from now.
+
+        Ends by raising StreamEnded: OUT_OF_RANGE for a resume point outside the log,
+        RESOURCE_EXHAUSTED when the subscriber falls behind, UNAVAILABLE on shutdown.
+        """
+        if self._closing is not None:
+            _raise(self._shutting_down(after_sequence or 0))
+        oldest, last = await self._bounds()
+        if after_sequence is None:
+            position = last
+        else:
+            self._check_resume_point(after_sequence, oldest, last)
+            position = after_sequence
+        subscriber = _Subscriber(actor, wanted, self._buffer_size, position)
+        try:
+            async for event in self._replay(subscriber):
+                yield event
+            async for item in self._follow(subscriber, heartbeat):
+                yield item
+        finally:
+            self._live.discard(subscriber)
+
+    @staticmethod
+    def _check_resume_point(after_sequence: int, oldest: int, last: int) -> None:
+        first_kept = oldest if oldest else last + 1
+        if after_sequence < 0 or after_sequence > last:
+            _raise(
+                _error(
+                    OperationResult.out_of_range(
+                        f"after_sequence {after_sequence} is outside the log (last sequence {last})",
+                        last_sequence=last,
+                        oldest_sequence=first_kept,
+                    )
+                )
+            )
+        if after_sequence + 1 < first_kept:
+            _raise(
+                _error(
+                    OperationResult.out_of_range(
+                        f"events after {after_sequence} were pruned; the oldest available is {first_kept}",
+                        oldest_sequence=first_kept,
+                        last_sequence=last,
+                    )
+                )
+            )
+
+    async def _replay(self, subscriber: _Subscriber) -> AsyncIterator[Event]:
+        """Read the log from the subscriber's position until it meets the live tail."""
+        while True:
+            if subscriber.position >= self.position:
+                # No await between this check and joining: the tail cannot move in between.
+                self._live.add(subscriber)
+                return
+            batch = await self._read_after(subscriber.position, self._batch_size)
+            for event in batch:
+                subscriber.position = event.sequence
+                if subscriber.wanted.matches(event) and self._visible(subscriber.actor, event):
+                    subscriber.delivered = event.sequence
+                    yield event
+            if not batch and subscriber.position < self.position:
+                # The tail read past what this read saw (a newer commit): read again.
+                await asyncio.sleep(0)
+
+    async def _follow(self, subscriber: _Subscriber, heartbeat: float) -> AsyncIterator[Event | Heartbeat]:
+        while True:
+            if subscriber.buffer:
+                event = subscriber.buffer.popleft()
+                subscriber.delivered = event.sequence
+                yield event
+                continue
+            if subscriber.ended is not None:
+                _raise(subscriber.ended(subscriber.delivered))
+            subscriber.signal.clear()
+            try:
+                await asyncio.wait_for(subscriber.signal.wait(), heartbeat)
+            except TimeoutError:
+                yield Heartbeat(subscriber.position)
+
+
+def _error(result: OperationResult[Never]) -> OperationError:
+    assert result.error is not None
+    return result.error
+
+
+def _raise(error: OperationError) -> Never:
+    raise StreamEnded(error)

@@ -1,0 +1,58 @@
+"""PostgresEventRelay: LISTEN for the NOTIFY every event-writing transaction sends on commit.
+
+A notification is only a hint to read the log: its payload is never trusted, and a lost
+one costs at most a poll interval, because readers also poll the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy import Engine
+
+from modules.event_store.repository import CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class PostgresEventRelay:
+    """Calls ``on_commit`` (from its own thread) whenever any replica commits events."""
+
+    def __init__(
+        self, engine: Engine, on_commit: Callable[[], None], *, reconnect_delay: float = 1.0
+    ) -> None:
+        url = engine.url.set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._on_commit = on_commit
+        self._reconnect_delay = reconnect_delay
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="jobtask-event-relay", daemon=True)
+        self.listening = threading.Event()
+
+    def start(self) -> None:
+        """Start listening in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening; returns once the thread has ended."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    # Whatever committed while we were not listening is found by this read.
+                    self._on_commit()
+                    while not self._stopping.is_set():
+                        for _ in connection.notifies(timeout=0.5):
+                            self._on_commit()
+            except psycopg.Error:
+                self.listening.clear()
+                log.warning("event relay lost its connection; reconnecting", exc_info=True)
+                self._stopping.wait(self._reconnect_delay)

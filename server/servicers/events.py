@@ -1,0 +1,63 @@
+"""EventServicer: Subscribe, a server stream fed by the process's EventFeed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from jobtask.v1 import events_pb2, events_pb2_grpc
+
+from core.common.result import OperationResult
+from core.messaging.feed import EventFeed, Heartbeat, StreamEnded
+from server import auth
+from server.conversions import events as convert
+from server.conversions.common import InvalidRequest
+from server.errors import rich_status
+
+MIN_HEARTBEAT_S, MAX_HEARTBEAT_S = 0.05, 3600.0
+
+
+class EventServicer(events_pb2_grpc.EventServiceServicer):
+    """Streams events to one subscriber per call."""
+
+    def __init__(self, *, feed: EventFeed, authenticator: auth.Authenticator, heartbeat_s: float) -> None:
+        self._feed = feed
+        self._authenticator = authenticator
+        self._heartbeat_s = heartbeat_s
+
+    async def Subscribe(
+        self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[events_pb2.SubscribeResponse]:
+        actor = auth.current_actor.get() or self._authenticator.authenticate(context.invocation_metadata())
+        try:
+            wanted = convert.filter_from_proto(request)
+            heartbeat = self._heartbeat(request)
+        except InvalidRequest as exc:
+            await _end(context, OperationResult.invalid(exc.violation).error)
+            return
+        after = request.after_sequence if request.HasField("after_sequence") else None
+        try:
+            async for item in self._feed.subscribe(actor, wanted, after_sequence=after, heartbeat=heartbeat):
+                if isinstance(item, Heartbeat):
+                    yield convert.heartbeat_to_proto(item.sequence, datetime.now(UTC))
+                else:
+                    yield events_pb2.SubscribeResponse(event=convert.event_to_proto(item))
+        except StreamEnded as ended:
+            await _end(context, ended.error)
+
+    def _heartbeat(self, request: events_pb2.SubscribeRequest) -> float:
+        if not request.HasField("heartbeat_interval"):
+            return self._heartbeat_s
+        seconds = request.heartbeat_interval.ToTimedelta().total_seconds()
+        if not MIN_HEARTBEAT_S <= seconds <= MAX_HEARTBEAT_S:
+            raise InvalidRequest(
+                "heartbeat_interval", f"must be between {MIN_HEARTBEAT_S}s and {MAX_HEARTBEAT_S:.0f}s"
+            )
+        return seconds
+
+
+async def _end(context: grpc.aio.ServicerContext[Any, Any], error: Any) -> None:
+    status = rich_status(error)
+    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
