@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
@@ -89,3 +90,26 @@ def test_sigterm_reports_not_serving_then_exits_cleanly(
     logged = process.stderr.read()
     assert '"message": "jobtask listening on 127.0.0.1:' in logged
     assert '"message": "stopped"' in logged
+
+
+def test_sigterm_ends_event_streams_with_unavailable(server_process: tuple[subprocess.Popen[str], str]) -> None:
+    from jobtask.v1 import events_pb2, events_pb2_grpc
+
+    from server.errors import operation_result_of
+
+    process, address = server_process
+    identity = [("x-actor-id", "ops"), ("x-actor-tenant", "acme"), ("x-actor-roles", "operator")]
+    with grpc.insecure_channel(address) as channel:
+        stub = events_pb2_grpc.EventServiceStub(channel)  # type: ignore[no-untyped-call]
+        request = events_pb2.SubscribeRequest(after_sequence=0, heartbeat_interval=Duration(nanos=100_000_000))
+        stream = stub.Subscribe(request, metadata=identity, timeout=20)
+        assert next(stream).HasField("heartbeat")  # the stream is live
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in stream:
+                pass
+    assert raised.value.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    result = operation_result_of(raised.value)
+    assert result is not None
+    assert "reconnect and resume" in result.message
+    assert process.wait(timeout=15) == 0

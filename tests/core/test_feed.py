@@ -1,0 +1,258 @@
+"""EventFeed over the in-memory log: replay, live tail, filters, visibility, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from core.common.actor import Actor
+from core.common.clock import FakeClock
+from core.common.result import ErrorCode
+from core.messaging.bus import MessageBus
+from core.messaging.events import Event
+from core.messaging.feed import EventFeed, EventFilter, Heartbeat, StreamEnded
+from core.services.jobs.service import JobService
+from core.services.jobs.types import JobCreate
+from core.services.tasks.service import TaskService
+from core.services.tasks.types import TaskCreate
+from core.services.visibility import can_see
+from modules.memory import InMemoryUnitOfWorkFactory
+
+ANN = Actor(id="ann", tenant="acme", roles=frozenset({"member"}))
+OPS = Actor(id="ops", tenant="acme", roles=frozenset({"operator"}))
+BOB = Actor(id="bob", tenant="acme", roles=frozenset({"member"}))
+OTHER = Actor(id="ops", tenant="globex", roles=frozenset({"admin"}))
+
+
+class World:
+    """Services on one in-memory store, and a feed reading its log."""
+
+    def __init__(self, clock: FakeClock, buffer_size: int = 1000) -> None:
+        self.bus = MessageBus()
+        self.uow = InMemoryUnitOfWorkFactory(publish=self.bus.publish)
+        self.jobs = JobService(uow=self.uow, clock=clock)
+        self.tasks = TaskService(uow=self.uow, clock=clock)
+        self.feed = EventFeed(
+            read_after=self._read_after,
+            bounds=self._bounds,
+            visible=can_see,
+            buffer_size=buffer_size,
+            batch_size=7,
+            poll_interval=0.05,
+        )
+        self.bus.subscribe("*", lambda _: self.feed.wake())
+
+    async def _read_after(self, after: int, limit: int) -> list[Event]:
+        with self.uow(read_only=True) as work:
+            return work.log.read_after(after, limit)
+
+    async def _bounds(self) -> tuple[int, int]:
+        with self.uow(read_only=True) as work:
+            return work.log.bounds()
+
+    def make_jobs(self, count: int, by: Actor = ANN) -> None:
+        for n in range(count):
+            self.jobs.create_job(by, JobCreate(name=f"j{n}", kind="k"))
+
+
+async def take(stream: AsyncIterator[Any], count: int, timeout: float = 5.0) -> list[Any]:
+    items = []
+    async with asyncio.timeout(timeout):
+        while len(items) < count:
+            items.append(await anext(stream))
+    return items
+
+
+def sequences(items: list[Any]) -> list[int]:
+    return [item.sequence for item in items if isinstance(item, Event)]
+
+
+@pytest.fixture
+def world(clock: FakeClock) -> World:
+    return World(clock)
+
+
+def run(coroutine_factory: Callable[[], Any]) -> Any:
+    return asyncio.run(coroutine_factory())
+
+
+def test_replay_then_live_with_no_gap_and_no_duplicate(world: World) -> None:
+    async def scenario() -> list[int]:
+        await world.feed.start()
+        world.make_jobs(10)
+        stream = world.feed.subscribe(OPS, EventFilter(), after_sequence=3)
+        first = await take(stream, 5)
+        world.make_jobs(10)  # while the subscriber is between replay and live
+        rest = await take(stream, 12)
+        await world.feed.close()
+        return sequences(first + rest)
+
+    assert run(scenario) == list(range(4, 21))
+
+
+def test_from_now_skips_the_past(world: World) -> None:
+    async def scenario() -> list[int]:
+        world.make_jobs(3)
+        await world.feed.start()
+        stream = world.feed.subscribe(OPS, EventFilter())
+        waiting = asyncio.ensure_future(take(stream, 2))
+        await asyncio.sleep(0.01)
+        world.make_jobs(2)
+        got = await waiting
+        await world.feed.close()
+        return sequences(got)
+
+    assert run(scenario) == [4, 5]
+
+
+def test_filters_visibility_and_tenants(world: World) -> None:
+    async def scenario() -> dict[str, list[str]]:
+        await world.feed.start()
+        job = world.jobs.create_job(ANN, JobCreate(name="mine", kind="k")).value
+        world.jobs.create_job(BOB, JobCreate(name="bob's", kind="k"))
+        task = world.tasks.create_task(BOB, TaskCreate(title="for ann", assignee="ann", job_id=None)).value
+        world.jobs.start_job(OPS, job.id)
+        world.jobs.create_job(OTHER, JobCreate(name="elsewhere", kind="k"))
+        seen: dict[str, list[str]] = {}
+        cases = {
+            "ann": (ANN, EventFilter()),
+            "ops-jobs-started": (OPS, EventFilter.of(types=["job.started", "job.status_changed"])),
+            "ops-task": (OPS, EventFilter.of(resource_ids=[task.id])),
+            "ops-job": (OPS, EventFilter.of(job_id=job.id)),
+            "other": (OTHER, EventFilter()),
+        }
+        for name, (actor, wanted) in cases.items():
+            stream = world.feed.subscribe(actor, wanted, after_sequence=0, heartbeat=0.05)
+            items = await take(stream, 12, timeout=1)
+            seen[name] = [i.type for i in items if isinstance(i, Event)]
+            await stream.aclose()
+        await world.feed.close()
+        del task
+        return seen
+
+    seen = run(scenario)
+    assert seen["ann"] == ["job.created", "task.created", "task.assigned", "job.started", "job.status_changed"]
+    assert seen["ops-jobs-started"] == ["job.started", "job.status_changed"]
+    assert seen["ops-task"] == ["task.created", "task.assigned"]
+    assert seen["ops-job"] == ["job.created", "job.started", "job.status_changed"]
+    assert seen["other"] == ["job.created"]
+
+
+def test_heartbeats_carry_the_position(world: World) -> None:
+    async def scenario() -> list[Any]:
+        await world.feed.start()
+        stream = world.feed.subscribe(OPS, EventFilter.of(types=["task.*"]), heartbeat=0.05)
+        waiting = asyncio.ensure_future(take(stream, 1))
+        await asyncio.sleep(0.01)
+        world.make_jobs(2)
+        got = await waiting
+        await world.feed.close()
+        return got
+
+    assert run(scenario) == [Heartbeat(2)]
+
+
+def test_a_slow_subscriber_is_cut_and_resumes_without_loss(clock: FakeClock) -> None:
+    world = World(clock, buffer_size=5)
+
+    async def scenario() -> tuple[list[int], list[int], ErrorCode, int]:
+        await world.feed.start()
+        slow = world.feed.subscribe(OPS, EventFilter(), after_sequence=0)
+        fast = world.feed.subscribe(OPS, EventFilter(), after_sequence=0)
+        slow_first = asyncio.ensure_future(anext(slow))  # joins the live tail, then stops reading
+        fast_seen = asyncio.ensure_future(take(fast, 30))
+        await asyncio.sleep(0.01)
+        for _ in range(30):
+            world.make_jobs(1)
+            await asyncio.sleep(0.002)
+        fast_items = await fast_seen
+        received = [(await slow_first).sequence]
+        with pytest.raises(StreamEnded) as ended:
+            async for item in slow:
+                received.append(item.sequence)
+        last = ended.value.error.details["last_sequence"]
+        resumed = await take(world.feed.subscribe(OPS, EventFilter(), after_sequence=last), 30 - last)
+        await world.feed.close()
+        return sequences(fast_items), received + sequences(resumed), ended.value.error.code, last
+
+    fast, slow, code, last = run(scenario)
+    assert code is ErrorCode.RESOURCE_EXHAUSTED
+    assert fast == list(range(1, 31))
+    assert slow == list(range(1, 31))
+    assert last < 30
+
+
+def test_resume_points_outside_the_log_are_out_of_range(world: World, clock: FakeClock) -> None:
+    async def scenario() -> list[tuple[ErrorCode, dict[str, Any]]]:
+        world.make_jobs(3)
+        clock.advance(timedelta(days=10))
+        world.make_jobs(2)
+        with world.uow() as work:
+            work.log.prune(clock.now() - timedelta(days=1))
+            work.commit()
+        await world.feed.start()
+        outcomes = []
+        for after in (1, 9, -1):
+            with pytest.raises(StreamEnded) as ended:
+                await anext(world.feed.subscribe(OPS, EventFilter(), after_sequence=after))
+            outcomes.append((ended.value.error.code, dict(ended.value.error.details)))
+        resumed = await take(world.feed.subscribe(OPS, EventFilter(), after_sequence=3), 2)
+        await world.feed.close()
+        assert sequences(resumed) == [4, 5]
+        return outcomes
+
+    outcomes = run(scenario)
+    assert outcomes[0] == (ErrorCode.OUT_OF_RANGE, {"oldest_sequence": 4, "last_sequence": 5})
+    assert [code for code, _ in outcomes] == [ErrorCode.OUT_OF_RANGE] * 3
+
+
+def test_closing_ends_streams_with_unavailable(world: World) -> None:
+    async def scenario() -> tuple[ErrorCode, ErrorCode]:
+        await world.feed.start()
+        world.make_jobs(2)
+        stream = world.feed.subscribe(OPS, EventFilter(), after_sequence=0)
+        await take(stream, 2)
+        await world.feed.close()
+        with pytest.raises(StreamEnded) as live:
+            await anext(stream)
+        with pytest.raises(StreamEnded) as late:
+            await anext(world.feed.subscribe(OPS, EventFilter()))
+        assert live.value.error.details["last_sequence"] == 2
+        return live.value.error.code, late.value.error.code
+
+    assert run(scenario) == (ErrorCode.UNAVAILABLE, ErrorCode.UNAVAILABLE)
+
+
+def test_a_failing_read_is_retried(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    failures = iter([RuntimeError("db blip")])
+    real = world.feed._read_after  # noqa: SLF001 - the test swaps the reader in
+
+    async def flaky(after: int, limit: int) -> list[Event]:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return await real(after, limit)
+
+    world.feed._read_after = flaky  # noqa: SLF001
+
+    async def scenario() -> list[int]:
+        await world.feed.start()
+        stream = world.feed.subscribe(OPS, EventFilter())
+        waiting = asyncio.ensure_future(take(stream, 2))
+        await asyncio.sleep(0.01)
+        world.make_jobs(2)
+        got = await waiting
+        await world.feed.close()
+        return sequences(got)
+
+    assert run(scenario) == [1, 2]
+    assert "reading the event log failed" in caplog.text
+
+
+def test_bad_type_patterns_are_refused() -> None:
+    with pytest.raises(ValueError, match="invalid topic pattern"):
+        EventFilter.of(types=["job .*"])
