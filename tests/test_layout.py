@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 )
 def test_the_old_import_paths_warn_and_give_the_same_class(old: str, new: object, name: str) -> None:
     sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=new.__name__):  # type: ignore[attr-defined]
+    with pytest.warns(DeprecationWarning, match=new.__name__):
         module = importlib.import_module(old)
     assert getattr(module, name) is getattr(new, name)
 

@@ -135,7 +135,13 @@ def test_filters_visibility_and_tenants(world: World) -> None:
         return seen
 
     seen = run(scenario)
-    assert seen["ann"] == ["job.created", "task.created", "task.assigned", "job.started", "job.status_changed"]
+    assert seen["ann"] == [
+        "job.created",
+        "task.created",
+        "task.assigned",
+        "job.started",
+        "job.status_changed",
+    ]
     assert seen["ops-jobs-started"] == ["job.started", "job.status_changed"]
     assert seen["ops-task"] == ["task.created", "task.assigned"]
     assert seen["ops-job"] == ["job.created", "job.started", "job.status_changed"]
@@ -229,7 +235,7 @@ def test_closing_ends_streams_with_unavailable(world: World) -> None:
 
 def test_a_failing_read_is_retried(world: World, caplog: pytest.LogCaptureFixture) -> None:
     failures = iter([RuntimeError("db blip")])
-    real = world.feed._read_after  # noqa: SLF001 - the test swaps the reader in
+    real = world.feed._read_after
 
     async def flaky(after: int, limit: int) -> list[Event]:
         error = next(failures, None)
@@ -237,7 +243,7 @@ def test_a_failing_read_is_retried(world: World, caplog: pytest.LogCaptureFixtur
             raise error
         return await real(after, limit)
 
-    world.feed._read_after = flaky  # noqa: SLF001
+    world.feed._read_after = flaky
 
     async def scenario() -> list[int]:
         await world.feed.start()

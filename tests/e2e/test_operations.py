@@ -92,7 +92,9 @@ def test_sigterm_reports_not_serving_then_exits_cleanly(
     assert '"message": "stopped"' in logged
 
 
-def test_sigterm_ends_event_streams_with_unavailable(server_process: tuple[subprocess.Popen[str], str]) -> None:
+def test_sigterm_ends_event_streams_with_unavailable(
+    server_process: tuple[subprocess.Popen[str], str],
+) -> None:
     from jobtask.v1 import events_pb2, events_pb2_grpc
 
     from server.errors import operation_result_of
@@ -100,15 +102,17 @@ def test_sigterm_ends_event_streams_with_unavailable(server_process: tuple[subpr
     process, address = server_process
     identity = [("x-actor-id", "ops"), ("x-actor-tenant", "acme"), ("x-actor-roles", "operator")]
     with grpc.insecure_channel(address) as channel:
-        stub = events_pb2_grpc.EventServiceStub(channel)  # type: ignore[no-untyped-call]
-        request = events_pb2.SubscribeRequest(after_sequence=0, heartbeat_interval=Duration(nanos=100_000_000))
+        stub = events_pb2_grpc.EventServiceStub(channel)
+        request = events_pb2.SubscribeRequest(
+            after_sequence=0, heartbeat_interval=Duration(nanos=100_000_000)
+        )
         stream = stub.Subscribe(request, metadata=identity, timeout=20)
         assert next(stream).HasField("heartbeat")  # the stream is live
         process.send_signal(signal.SIGTERM)
         with pytest.raises(grpc.RpcError) as raised:
             for _ in stream:
                 pass
-    assert raised.value.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
     result = operation_result_of(raised.value)
     assert result is not None
     assert "reconnect and resume" in result.message

@@ -29,7 +29,7 @@ def failure(call: Callable[[], Any], code: grpc.StatusCode) -> common_pb2.Operat
     with pytest.raises(grpc.RpcError) as raised:
         call()
     error = raised.value
-    assert error.code() is code, error.details()  # type: ignore[attr-defined]
+    assert error.code() is code, error.details()
     result = operation_result_of(error)
     assert result is not None
     assert common_pb2.ErrorCode.Name(result.code) == "ERROR_CODE_" + code.name
@@ -38,12 +38,12 @@ def failure(call: Callable[[], Any], code: grpc.StatusCode) -> common_pb2.Operat
 
 @pytest.fixture
 def jobs(channel: grpc.Channel) -> jobs_pb2_grpc.JobServiceStub:
-    return jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+    return jobs_pb2_grpc.JobServiceStub(channel)
 
 
 @pytest.fixture
 def tasks(channel: grpc.Channel) -> tasks_pb2_grpc.TaskServiceStub:
-    return tasks_pb2_grpc.TaskServiceStub(channel)  # type: ignore[no-untyped-call]
+    return tasks_pb2_grpc.TaskServiceStub(channel)
 
 
 def new_job(jobs: Any, metadata: Any = MEMBER, **fields: Any) -> jobs_pb2.Job:
@@ -244,7 +244,7 @@ class TestTaskRpcs:
         priority = failure(
             lambda: tasks.CreateTask(
                 tasks_pb2.CreateTaskRequest(task=tasks_pb2.Task(title="t", priority=42)),
-                metadata=MEMBER,  # type: ignore[arg-type]
+                metadata=MEMBER,
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
@@ -316,8 +316,8 @@ def test_an_unexpected_error_is_internal_with_a_correlation_id_only(
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret stack detail")
 
-    server.app.jobs.get_job = broken  # type: ignore[method-assign]
-    stub = jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+    server.app.jobs.get_job = broken
+    stub = jobs_pb2_grpc.JobServiceStub(channel)
     result = failure(
         lambda: stub.GetJob(
             jobs_pb2.GetJobRequest(id=MISSING), metadata=[*MEMBER, ("x-correlation-id", "trace-123")]

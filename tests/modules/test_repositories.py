@@ -39,7 +39,7 @@ def new_job(clock: FakeClock) -> Callable[..., Job]:
             "updated_at": clock.now(),
             **fields,
         }
-        return Job(**values)  # type: ignore[arg-type]
+        return Job(**values)
 
     return build
 
@@ -56,7 +56,7 @@ def new_task(clock: FakeClock) -> Callable[..., Task]:
             "updated_at": clock.now(),
             **fields,
         }
-        return Task(**values)  # type: ignore[arg-type]
+        return Task(**values)
 
     return build
 

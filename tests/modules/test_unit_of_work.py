@@ -207,15 +207,15 @@ class _BarrierUnitOfWork:
         barrier = self._barrier
 
         def get(tenant: str, job_id: object) -> Job | None:
-            job = original(tenant, job_id)  # type: ignore[arg-type]
+            job = original(tenant, job_id)
             barrier.wait(timeout=10)
             return job
 
-        work.jobs.get = get  # type: ignore[method-assign]
+        work.jobs.get = get
         return work
 
     def __exit__(self, *exc: object) -> None:
-        self._inner.__exit__(*exc)  # type: ignore[arg-type]
+        self._inner.__exit__(*exc)
 
 
 @pytest.mark.postgres
@@ -231,7 +231,7 @@ def test_two_workers_racing_to_start_a_job_exactly_one_wins(
 
     def racing_uow(*, read_only: bool = False) -> UnitOfWork:
         inner = uow(read_only=read_only)
-        return inner if read_only else _BarrierUnitOfWork(inner, barrier)  # type: ignore[return-value]
+        return inner if read_only else _BarrierUnitOfWork(inner, barrier)
 
     racer = JobService(uow=racing_uow, clock=clock)
     results: list[object] = [None, None]
@@ -245,13 +245,13 @@ def test_two_workers_racing_to_start_a_job_exactly_one_wins(
     for thread in threads:
         thread.join()
 
-    codes = sorted(str(r.code) for r in results)  # type: ignore[attr-defined]
+    codes = sorted(str(r.code) for r in results)
     assert codes == ["ABORTED", "None"]
     plain = JobService(uow=uow, clock=clock)
     assert len(plain.get_job_history(worker, job.id).value.items) == 1
     assert plain.get_job(worker, job.id).value.version == 2
     assert [e.type for e in delivered].count("job.started") == 1
-    assert ErrorCode.ABORTED in [r.code for r in results]  # type: ignore[attr-defined]
+    assert ErrorCode.ABORTED in [r.code for r in results]
 
 
 def test_pruning_removes_a_prefix_even_when_clocks_disagree(uow: UnitOfWorkFactory, clock: FakeClock) -> None:

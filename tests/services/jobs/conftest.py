@@ -62,7 +62,7 @@ def make_job(service: JobService, member: Actor) -> JobMaker:
 
     def build(by: Actor | None = None, **fields: object) -> Job:
         spec = {"name": f"job-{next(counter)}", "kind": "report.build", **fields}
-        result = service.create_job(by or member, JobCreate(**spec))  # type: ignore[arg-type]
+        result = service.create_job(by or member, JobCreate(**spec))
         assert result.ok, result.error
         return result.value
 

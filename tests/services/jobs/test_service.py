@@ -114,7 +114,7 @@ class TestCreateJob:
         self, service: JobService, member: Actor, delivered: list[Event], spec: dict[str, object], field: str
     ) -> None:
         fields: dict[str, object] = {"name": "ok", "kind": "k", **spec}
-        result = service.create_job(member, JobCreate(**fields))  # type: ignore[arg-type]
+        result = service.create_job(member, JobCreate(**fields))
 
         assert_failed(result, ErrorCode.INVALID_ARGUMENT)
         assert result.error is not None
@@ -559,8 +559,8 @@ class TestFailJob:
         ]
         failures = [e.payload for e in delivered if e.type == "job.failed"]
         assert all(isinstance(p, types.JobErrorEvent) for p in failures)
-        assert [(p.attempt, p.will_retry) for p in failures] == [(1, True), (2, True), (3, False)]  # type: ignore[attr-defined]
-        assert failures[0].next_attempt_at == clock.now() + timedelta(seconds=1)  # type: ignore[attr-defined]
+        assert [(p.attempt, p.will_retry) for p in failures] == [(1, True), (2, True), (3, False)]
+        assert failures[0].next_attempt_at == clock.now() + timedelta(seconds=1)
         runs = service.get_job_history(operator, job.id).value.items
         assert [(r.attempt, r.status, r.error) for r in runs] == [
             (n, RunStatus.FAILED, "boom") for n in (3, 2, 1)
@@ -755,12 +755,12 @@ class _BlindToRequestIds:
 
     def __enter__(self) -> UnitOfWork:
         work = self._inner.__enter__()
-        work.jobs.get_by_request_id = lambda *_: None  # type: ignore[method-assign]
-        work.tasks.get_by_request_id = lambda *_: None  # type: ignore[method-assign]
+        work.jobs.get_by_request_id = lambda *_: None
+        work.tasks.get_by_request_id = lambda *_: None
         return work
 
     def __exit__(self, *exc: object) -> None:
-        self._inner.__exit__(*exc)  # type: ignore[arg-type]
+        self._inner.__exit__(*exc)
 
 
 def blind_to_request_ids(uow: UnitOfWorkFactory) -> UnitOfWorkFactory:
@@ -768,9 +768,9 @@ def blind_to_request_ids(uow: UnitOfWorkFactory) -> UnitOfWorkFactory:
 
     def build(*, read_only: bool = False) -> UnitOfWork:
         work = uow(read_only=read_only)
-        return work if read_only else _BlindToRequestIds(work)  # type: ignore[return-value]
+        return work if read_only else _BlindToRequestIds(work)
 
-    return build  # type: ignore[return-value]
+    return build
 
 
 class TestConcurrentIdempotentCreate:

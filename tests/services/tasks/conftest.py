@@ -71,7 +71,7 @@ def make_task(service: TaskService, member: Actor) -> TaskMaker:
     counter = iter(range(1_000_000))
 
     def build(by: Actor | None = None, parent: Task | None = None, **fields: object) -> Task:
-        spec = TaskCreate(**{"title": f"task-{next(counter)}", **fields})  # type: ignore[arg-type]
+        spec = TaskCreate(**{"title": f"task-{next(counter)}", **fields})
         actor = by or member
         result = (
             service.create_subtask(actor, parent.id, spec) if parent else service.create_task(actor, spec)

@@ -91,7 +91,7 @@ class TestCreateTask:
     def test_invalid_fields_are_named_and_nothing_is_stored(
         self, service: TaskService, member: Actor, delivered: list[Event], spec: dict[str, object], field: str
     ) -> None:
-        result = service.create_task(member, TaskCreate(**{"title": "ok", **spec}))  # type: ignore[arg-type]
+        result = service.create_task(member, TaskCreate(**{"title": "ok", **spec}))
         assert_failed(result, ErrorCode.INVALID_ARGUMENT)
         assert field in fields_of(result)
         assert delivered == []
@@ -278,11 +278,11 @@ class TestUpdateTask:
         self, service: TaskService, make_task: TaskMaker, member: Actor
     ) -> None:
         task = make_task()
-        assert fields_of(service.update_task(member, task.id, TaskUpdate(title="", priority="HUGE"))) == {  # type: ignore[arg-type]
+        assert fields_of(service.update_task(member, task.id, TaskUpdate(title="", priority="HUGE"))) == {
             "title",
             "priority",
         }
-        assert fields_of(service.update_task(member, task.id, TaskUpdate(status="DONE"))) == {"status"}  # type: ignore[arg-type]
+        assert fields_of(service.update_task(member, task.id, TaskUpdate(status="DONE"))) == {"status"}
         assert_failed(
             service.update_task(member, task.id, TaskUpdate(title="x"), expected_version=9), ErrorCode.ABORTED
         )
@@ -313,7 +313,7 @@ class TestAssignTask:
         assert again.assignee == "dora"
         payloads = [e.payload for e in delivered]
         assert types_of(delivered) == ["task.assigned", "task.assigned"]
-        assert [(p.old_assignee, p.new_assignee) for p in payloads] == [(None, "carl"), ("carl", "dora")]  # type: ignore[attr-defined]
+        assert [(p.old_assignee, p.new_assignee) for p in payloads] == [(None, "carl"), ("carl", "dora")]
         delivered.clear()
         assert service.assign_task(member, task.id, "dora").value == again
         assert delivered == []
