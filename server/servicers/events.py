@@ -38,6 +38,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             await _end(context, OperationResult.invalid(exc.violation).error)
             return
         after = request.after_sequence if request.HasField("after_sequence") else None
+        # Headers go out at once, so a client can tell the stream is open before any event.
+        await context.send_initial_metadata(())
         try:
             async for item in self._feed.subscribe(actor, wanted, after_sequence=after, heartbeat=heartbeat):
                 if isinstance(item, Heartbeat):
