@@ -45,8 +45,17 @@ def servers(tmp_path: Path) -> Iterator[tuple[str, str]]:
     database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp_path / 'bench.db'}")
     env = {**os.environ, "JOBTASK_DATABASE_URL": database, "JOBTASK_LOG_LEVEL": "WARNING"}
     processes = [
-        start([sys.executable, "-m", "server", "--auth-mode", "headers", "--listen", jobtask_address, "serve"], env),
-        start([sys.executable, str(Path(__file__).with_name("bare_stream_server.py")), bare_address.split(":")[1]]),
+        start(
+            [sys.executable, "-m", "server", "--auth-mode", "headers", "--listen", jobtask_address, "serve"],
+            env,
+        ),
+        start(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("bare_stream_server.py")),
+                bare_address.split(":")[1],
+            ]
+        ),
     ]
     try:
         wait_ready(jobtask_address)
@@ -137,6 +146,10 @@ def test_fan_out_to_100_subscribers(servers: tuple[str, str]) -> None:
     feed = asyncio.run(run_jobtask(jobtask_address))
     print(f"\nfan-out: {SUBSCRIBERS} subscribers x {EVENTS} events")
     print(f"{'':24}{'bare stream':>14}{'jobtask':>14}{'ratio':>10}")
-    for key, label in (("deliveries_per_s", "deliveries/s"), ("p50_ms", "p50 latency ms"), ("p99_ms", "p99 latency ms")):
+    for key, label in (
+        ("deliveries_per_s", "deliveries/s"),
+        ("p50_ms", "p50 latency ms"),
+        ("p99_ms", "p99 latency ms"),
+    ):
         print(f"{label:24}{bare[key]:>14.1f}{feed[key]:>14.1f}{feed[key] / bare[key]:>10.2f}")
     assert feed["deliveries_per_s"] > 0

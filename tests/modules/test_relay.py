@@ -15,7 +15,9 @@ from tests.modules.test_unit_of_work import created
 
 
 @pytest.mark.postgres
-def test_listeners_hear_commits_and_not_rollbacks(engine_for: Callable[[str], Engine], clock: FakeClock) -> None:
+def test_listeners_hear_commits_and_not_rollbacks(
+    engine_for: Callable[[str], Engine], clock: FakeClock
+) -> None:
     engine = engine_for("postgresql")
     heard = threading.Semaphore(0)
     relay = PostgresEventRelay(engine, heard.release)
