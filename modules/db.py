@@ -99,7 +99,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self._connection: Connection | None = None
 
     def _begin(self) -> None:
-        from modules.event_store.repository import SqlAlchemyEventStore
+        from modules.event_store.repository import SqlAlchemyEventStore, SqlAlchemyPositionStore
         from modules.job_store.repository import SqlAlchemyJobRepository
         from modules.task_store.repository import SqlAlchemyTaskRepository
 
@@ -111,6 +111,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self.jobs = SqlAlchemyJobRepository(connection)
         self.tasks = SqlAlchemyTaskRepository(connection)
         self.log = SqlAlchemyEventStore(connection)
+        self.positions = SqlAlchemyPositionStore(connection)
 
     def _commit(self) -> None:
         assert self._connection is not None

@@ -12,7 +12,7 @@ from datetime import datetime
 from core.common.errors import ConflictError, StaleVersionError
 from core.messaging.events import Event
 from core.services.jobs.types import Job, JobFilters, JobRun, JobStatus, RunStatus
-from core.services.tasks.types import Task, TaskFilters
+from core.services.tasks.types import Task, TaskFilters, TaskStatus
 from core.services.unit_of_work import BaseUnitOfWork, Publisher
 
 
@@ -25,6 +25,7 @@ class InMemoryState:
     tasks: dict[uuid.UUID, Task] = dataclasses.field(default_factory=dict)
     events: list[Event] = dataclasses.field(default_factory=list)
     last_sequence: int = 0
+    positions: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def copy(self) -> InMemoryState:
         """A copy whose containers can change without touching this one."""
@@ -34,6 +35,7 @@ class InMemoryState:
             tasks=dict(self.tasks),
             events=list(self.events),
             last_sequence=self.last_sequence,
+            positions=dict(self.positions),
         )
 
 
@@ -133,7 +135,10 @@ class InMemoryJobRepository:
         found = [
             job
             for job in self._state.jobs.values()
-            if job.status is JobStatus.SCHEDULED and job.next_run_at is not None and job.next_run_at <= now
+            if job.status is JobStatus.SCHEDULED
+            and not job.paused
+            and job.next_run_at is not None
+            and job.next_run_at <= now
         ]
         return sorted(found, key=lambda j: (j.next_run_at, j.id))[:limit]
 
@@ -236,6 +241,18 @@ class InMemoryTaskRepository:
         ]
         return found[:limit]
 
+    def by_job(self, tenant: str, job_id: uuid.UUID) -> Sequence[Task]:
+        """Every task of ``job_id``, in id order."""
+        return sorted(
+            (t for t in self._state.tasks.values() if t.tenant == tenant and t.job_id == job_id),
+            key=lambda t: t.id,
+        )
+
+    def count_by_job(self, tenant: str, job_id: uuid.UUID) -> tuple[int, int]:
+        """(all tasks, COMPLETED tasks) of ``job_id``."""
+        of_job = self.by_job(tenant, job_id)
+        return len(of_job), sum(1 for t in of_job if t.status is TaskStatus.COMPLETED)
+
     def descendants(self, tenant: str, task_id: uuid.UUID) -> Sequence[Task]:
         """Every task below ``task_id``, parents before children."""
         found: list[Task] = []
@@ -285,6 +302,24 @@ class InMemoryEventStore:
         return pruned
 
 
+class InMemoryPositionStore:
+    """Durable subscribers' positions in an InMemoryState."""
+
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    def get(self, name: str) -> int:
+        """The last sequence ``name`` processed."""
+        return self._state.positions.get(name, 0)
+
+    def advance(self, name: str, expected: int, position: int) -> None:
+        """Compare-and-set the position of ``name``."""
+        current = self._state.positions.get(name, 0)
+        if current != expected:
+            raise StaleVersionError("subscriber position", name, expected, current)
+        self._state.positions[name] = position
+
+
 class InMemoryUnitOfWork(BaseUnitOfWork):
     """A serializable transaction over an InMemoryStore: edits a copy, swaps it in on commit."""
 
@@ -301,6 +336,7 @@ class InMemoryUnitOfWork(BaseUnitOfWork):
         self.jobs = InMemoryJobRepository(self._working)
         self.tasks = InMemoryTaskRepository(self._working)
         self.log = InMemoryEventStore(self._working)
+        self.positions = InMemoryPositionStore(self._working)
 
     def _commit(self) -> None:
         assert self._working is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -21,11 +22,13 @@ from core.common.clock import SystemClock
 from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed
+from core.messaging.reactions import Reactor
+from core.services.jobs.scheduler import Scheduler
 from core.services.jobs.service import JobService
 from core.services.tasks.service import TaskService
 from core.services.unit_of_work import UnitOfWorkFactory
 from core.services.visibility import can_see
-from modules import db
+from modules import db, locks
 from modules.event_store.relay import PostgresEventRelay
 from server import auth
 from server.config import Settings
@@ -45,6 +48,7 @@ TASK_SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
 EVENT_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventService"]
 SERVICE_NAMES = (JOB_SERVICE.full_name, TASK_SERVICE.full_name, EVENT_SERVICE.full_name)
 PRUNE_EVERY_S = 300.0
+REACT_EVERY_S = 1.0
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Application:
     jobs: JobService
     tasks: TaskService
     authenticator: auth.Authenticator
+    reactor: Reactor
+    scheduler: Scheduler
     executor: ThreadPoolExecutor = field(repr=False)
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
@@ -83,7 +89,8 @@ class Application:
         return pruned
 
     def close(self) -> None:
-        """Release threads and connections."""
+        """Release the scheduler lock, threads and connections."""
+        self.scheduler.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()
 
@@ -96,14 +103,17 @@ def build_application(settings: Settings) -> Application:
     db.migrate(engine)
     bus = MessageBus()
     uow = db.SqlAlchemyUnitOfWorkFactory(engine, publish=bus.publish)
+    jobs, tasks = JobService(uow=uow), TaskService(uow=uow)
     return Application(
         settings=settings,
         engine=engine,
         bus=bus,
         uow=uow,
-        jobs=JobService(uow=uow),
-        tasks=TaskService(uow=uow),
+        jobs=jobs,
+        tasks=tasks,
         authenticator=authenticator,
+        reactor=Reactor(uow=uow, reactions=[*jobs.reactions(), *tasks.reactions()]),
+        scheduler=Scheduler(jobs=jobs, lock=locks.leader_lock(engine)),
         executor=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="jobtask-db"),
     )
 
@@ -129,6 +139,44 @@ class RunningServer:
         await self.server.stop(grace)
         if self.relay is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.relay.stop)
+
+
+class _Wake:
+    """A wake-up flag settable from any thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.flag = asyncio.Event()
+
+    def __call__(self, *_: object) -> None:
+        self.loop.call_soon_threadsafe(self.flag.set)
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flag.wait(), timeout)
+        self.flag.clear()
+
+
+async def _react_continuously(app: Application, wake: _Wake) -> None:
+    """Run the durable reactions whenever events commit (and every second regardless)."""
+    while True:
+        try:
+            await app.blocking(app.reactor.run_until_idle)
+        except Exception:
+            log.exception("running reactions failed")
+        await wake.wait(REACT_EVERY_S)
+
+
+async def _schedule_continuously(app: Application) -> None:
+    """Promote due jobs every scheduler interval while this replica leads."""
+    while True:
+        try:
+            promoted = await app.blocking(app.scheduler.tick)
+            if promoted:
+                log.info("scheduler promoted %d due jobs", len(promoted))
+        except Exception:
+            log.exception("the scheduler step failed")
+        await asyncio.sleep(app.settings.scheduler_interval_s)
 
 
 async def _prune_periodically(app: Application) -> None:
@@ -163,14 +211,21 @@ async def start_server(app: Application, listen: str | None = None) -> RunningSe
         buffer_size=app.settings.subscriber_buffer,
     )
     await feed.start()
+    reactions_due = _Wake()
     app.bus.subscribe("*", lambda _: feed.wake())
+    app.bus.subscribe("*", reactions_due)
     events_pb2_grpc.add_EventServiceServicer_to_server(  # type: ignore[no-untyped-call]
         EventServicer(feed=feed, authenticator=app.authenticator, heartbeat_s=app.settings.heartbeat_s),
         server,
     )
     relay = None
     if app.engine.dialect.name == "postgresql":
-        relay = PostgresEventRelay(app.engine, feed.wake)
+
+        def committed_elsewhere() -> None:
+            feed.wake()
+            reactions_due()
+
+        relay = PostgresEventRelay(app.engine, committed_elsewhere)
         relay.start()
     health_servicer = AsyncHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -186,7 +241,11 @@ async def start_server(app: Application, listen: str | None = None) -> RunningSe
     await asyncio.get_running_loop().run_in_executor(app.executor, db.ping, app.engine)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    background = [asyncio.create_task(_prune_periodically(app), name="prune-events")]
+    background = [
+        asyncio.create_task(_prune_periodically(app), name="prune-events"),
+        asyncio.create_task(_react_continuously(app, reactions_due), name="reactions"),
+        asyncio.create_task(_schedule_continuously(app), name="scheduler"),
+    ]
     return RunningServer(
         server=server, port=port, health=health_servicer, feed=feed, background=background, relay=relay
     )

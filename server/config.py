@@ -39,6 +39,7 @@ class Settings:
     event_retention_h: float = 168.0
     heartbeat_s: float = 15.0
     subscriber_buffer: int = 1000
+    scheduler_interval_s: float = 1.0
 
     def jwt_settings(self) -> JwtSettings | None:
         """How tokens are verified, from the secret or the public key file."""
@@ -106,6 +107,7 @@ ENV = {
     "event_retention_h": "JOBTASK_EVENT_RETENTION_HOURS",
     "heartbeat_s": "JOBTASK_HEARTBEAT",
     "subscriber_buffer": "JOBTASK_SUBSCRIBER_BUFFER",
+    "scheduler_interval_s": "JOBTASK_SCHEDULER_INTERVAL",
 }
 
 
@@ -144,6 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
     flag("event_retention_h", "hours events are kept in the log")
     flag("heartbeat_s", "seconds a silent event stream waits before a heartbeat")
     flag("subscriber_buffer", "events a subscriber may fall behind before its stream is cut")
+    flag("scheduler_interval_s", "seconds between scheduler steps")
 
 
 def from_arguments(args: argparse.Namespace) -> Settings:
@@ -169,6 +172,7 @@ def from_arguments(args: argparse.Namespace) -> Settings:
             event_retention_h=float(args.event_retention_h),
             heartbeat_s=float(args.heartbeat_s),
             subscriber_buffer=int(args.subscriber_buffer),
+            scheduler_interval_s=float(args.scheduler_interval_s),
         )
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc

@@ -38,3 +38,15 @@ class EventStore(Protocol):
     def prune(self, older_than: datetime) -> int:
         """Delete the prefix of the log up to the last event before ``older_than``; return how many."""
         ...
+
+
+class PositionStore(Protocol):
+    """Where durable subscribers keep how far they have processed the log."""
+
+    def get(self, name: str) -> int:
+        """The last sequence ``name`` processed; 0 when it never ran."""
+        ...
+
+    def advance(self, name: str, expected: int, position: int) -> None:
+        """Move ``name`` from ``expected`` to ``position``; StaleVersionError if another got there first."""
+        ...

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 from core.messaging.events import Event
-from core.messaging.log import EventRecorder, EventStore
+from core.messaging.log import EventRecorder, EventStore, PositionStore
 
 if TYPE_CHECKING:
     from core.services.jobs.repository import JobRepository
@@ -26,6 +26,7 @@ class UnitOfWork(Protocol):
     tasks: TaskRepository
     events: EventRecorder
     log: EventStore
+    positions: PositionStore
 
     def __enter__(self) -> Self: ...
 
@@ -58,6 +59,7 @@ class BaseUnitOfWork:
     jobs: JobRepository
     tasks: TaskRepository
     log: EventStore
+    positions: PositionStore
 
     def __init__(self, *, publish: Publisher | None = None, read_only: bool = False) -> None:
         self._publish = publish

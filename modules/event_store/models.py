@@ -42,3 +42,12 @@ class EventCounterRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_sequence: Mapped[int] = mapped_column(BigInteger)
+
+
+class SubscriberPositionRow(Base):
+    """How far a durable subscriber (a reaction) has processed the log."""
+
+    __tablename__ = "subscriber_positions"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)

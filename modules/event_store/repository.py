@@ -11,14 +11,16 @@ from sqlalchemy import Connection, Row, Table, delete, func, insert, select, upd
 # The payload classes register their event types when their modules are imported.
 import core.services.jobs.types
 import core.services.tasks.types  # noqa: F401
+from core.common.errors import StaleVersionError
 from core.messaging import events
 from core.messaging.events import Event
 from modules import errors
-from modules.event_store.models import EventCounterRow, EventRow
+from modules.event_store.models import EventCounterRow, EventRow, SubscriberPositionRow
 
 event_rows = cast("Table", EventRow.__table__)
 CHANNEL = "jobtask_events"
 counter = cast("Table", EventCounterRow.__table__)
+positions = cast("Table", SubscriberPositionRow.__table__)
 
 
 class SqlAlchemyEventStore:
@@ -75,6 +77,39 @@ class SqlAlchemyEventStore:
                 return 0
             result = self._connection.execute(delete(event_rows).where(event_rows.c.sequence <= through))
         return int(result.rowcount)
+
+
+class SqlAlchemyPositionStore:
+    """Durable subscribers' positions, changed in the same transaction as their reactions."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def get(self, name: str) -> int:
+        """The last sequence ``name`` processed; 0 when it never ran."""
+        with errors.translated():
+            found = self._connection.execute(
+                select(positions.c.position).where(positions.c.name == name)
+            ).scalar()
+        return int(found or 0)
+
+    def advance(self, name: str, expected: int, position: int) -> None:
+        """Compare-and-set the position of ``name``."""
+        with errors.translated():
+            moved = self._connection.execute(
+                update(positions)
+                .where(positions.c.name == name, positions.c.position == expected)
+                .values(position=position)
+            ).rowcount
+            if moved == 1:
+                return
+            current = self._connection.execute(
+                select(positions.c.position).where(positions.c.name == name)
+            ).scalar()
+            if current is None and expected == 0:
+                self._connection.execute(insert(positions).values(name=name, position=position))
+                return
+        raise StaleVersionError("subscriber position", name, expected, current)
 
 
 def event_values(event: Event) -> dict[str, Any]:

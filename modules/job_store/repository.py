@@ -111,7 +111,11 @@ class SqlAlchemyJobRepository:
         """SCHEDULED jobs of every tenant due at ``now``, the most overdue first."""
         statement = (
             select(jobs)
-            .where(jobs.c.status == JobStatus.SCHEDULED.value, jobs.c.next_run_at <= now)
+            .where(
+                jobs.c.status == JobStatus.SCHEDULED.value,
+                jobs.c.next_run_at <= now,
+                jobs.c.paused.is_(False),
+            )
             .order_by(jobs.c.next_run_at, jobs.c.id)
             .limit(limit)
         )
@@ -185,6 +189,7 @@ def job_values(job: Job) -> dict[str, Any]:
         "task_total": job.task_total,
         "task_done": job.task_done,
         "request_id": job.request_id,
+        "paused": job.paused,
     }
 
 
@@ -234,6 +239,7 @@ def job_from_row(row: Row[Any]) -> Job:
         task_total=m["task_total"],
         task_done=m["task_done"],
         request_id=m["request_id"],
+        paused=m["paused"],
     )
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, delete, func, insert, or_, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
@@ -102,6 +102,20 @@ class SqlAlchemyTaskRepository:
             conditions.append(c.due_at < filters.due_before)
         statement = select(tasks).where(and_(*conditions)).order_by(c.id).limit(limit)
         return [task_from_row(row) for row in self._execute(statement)]
+
+    def by_job(self, tenant: str, job_id: uuid.UUID) -> Sequence[Task]:
+        """Every task of ``job_id``, in id order."""
+        statement = (
+            select(tasks).where(tasks.c.tenant == tenant, tasks.c.job_id == job_id).order_by(tasks.c.id)
+        )
+        return [task_from_row(row) for row in self._execute(statement)]
+
+    def count_by_job(self, tenant: str, job_id: uuid.UUID) -> tuple[int, int]:
+        """(all tasks, COMPLETED tasks) of ``job_id``, counted in the database."""
+        completed = func.count().filter(tasks.c.status == TaskStatus.COMPLETED.value)
+        statement = select(func.count(), completed).where(tasks.c.tenant == tenant, tasks.c.job_id == job_id)
+        total, done = self._execute(statement).one()
+        return int(total), int(done)
 
     def descendants(self, tenant: str, task_id: uuid.UUID) -> Sequence[Task]:
         """Every task below ``task_id``, level by level (parents before children)."""

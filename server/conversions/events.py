@@ -123,6 +123,17 @@ def _task_assign_event(p: task_types.TaskAssignEvent) -> events_pb2.TaskAssignEv
     )
 
 
+def _task_link_event(p: task_types.TaskLinkEvent) -> events_pb2.TaskLinkEvent:
+    return events_pb2.TaskLinkEvent(
+        task_id=str(p.task_id),
+        owner=p.owner,
+        assignee=p.assignee or "",
+        status=task_convert.status_to_proto(p.status),
+        job_id=str(p.job_id),
+        etag=etag(p.version),
+    )
+
+
 # payload class -> (the Event oneof field, the conversion)
 PAYLOADS: dict[type[Payload], tuple[str, Callable[[Any], Any]]] = {
     job_types.JobEvent: ("job_event", _job_event),
@@ -133,6 +144,7 @@ PAYLOADS: dict[type[Payload], tuple[str, Callable[[Any], Any]]] = {
     task_types.TaskEvent: ("task_event", _task_event),
     task_types.TaskStatusEvent: ("task_status_event", _task_status_event),
     task_types.TaskAssignEvent: ("task_assign_event", _task_assign_event),
+    task_types.TaskLinkEvent: ("task_link_event", _task_link_event),
 }
 
 

@@ -129,6 +129,7 @@ def job_to_proto(job: Job) -> jobs_pb2.Job:
         etag=etag(job.version),
         task_total=job.task_total,
         task_done=job.task_done,
+        paused=job.paused,
     )
     if job.schedule is not None:
         message.schedule.CopyFrom(schedule_to_proto(job.schedule))

@@ -11,6 +11,7 @@ from core.common.result import OperationResult
 from core.services.jobs.service import JobService
 from server import auth
 from server.conversions import jobs as convert
+from server.conversions import tasks as task_convert
 from server.conversions.common import parse_etag, require_uuid
 from server.servicers.base import Servicer
 
@@ -167,3 +168,61 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             )
 
         return self._answer(context, jobs_pb2.ListJobRunsResponse, work)
+
+    def PauseJob(self, request: jobs_pb2.PauseJobRequest, context: Any) -> jobs_pb2.PauseJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.PauseJobResponse]:
+            job_id = require_uuid("id", request.id)
+            paused = self._jobs.pause_job(actor, job_id, expected_version=parse_etag(request.etag))
+            return paused.map(lambda j: jobs_pb2.PauseJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.PauseJobResponse, work)
+
+    def ResumeJob(self, request: jobs_pb2.ResumeJobRequest, context: Any) -> jobs_pb2.ResumeJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ResumeJobResponse]:
+            job_id = require_uuid("id", request.id)
+            resumed = self._jobs.resume_job(actor, job_id, expected_version=parse_etag(request.etag))
+            return resumed.map(lambda j: jobs_pb2.ResumeJobResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.ResumeJobResponse, work)
+
+    def RunJobNow(self, request: jobs_pb2.RunJobNowRequest, context: Any) -> jobs_pb2.RunJobNowResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.RunJobNowResponse]:
+            job_id = require_uuid("id", request.id)
+            promoted = self._jobs.run_job_now(actor, job_id, expected_version=parse_etag(request.etag))
+            return promoted.map(lambda j: jobs_pb2.RunJobNowResponse(job=convert.job_to_proto(j)))
+
+        return self._answer(context, jobs_pb2.RunJobNowResponse, work)
+
+    def ListJobTasks(
+        self, request: jobs_pb2.ListJobTasksRequest, context: Any
+    ) -> jobs_pb2.ListJobTasksResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.ListJobTasksResponse]:
+            job_id = require_uuid("job_id", request.job_id)
+            page = self._jobs.get_job_tasks(
+                actor, job_id, page_size=request.page_size, page_token=request.page_token
+            )
+            return page.map(
+                lambda p: jobs_pb2.ListJobTasksResponse(
+                    tasks=[task_convert.task_to_proto(t) for t in p.items], next_page_token=p.next_page_token
+                )
+            )
+
+        return self._answer(context, jobs_pb2.ListJobTasksResponse, work)
+
+    def LinkTask(self, request: jobs_pb2.LinkTaskRequest, context: Any) -> jobs_pb2.LinkTaskResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.LinkTaskResponse]:
+            job_id, task_id = require_uuid("job_id", request.job_id), require_uuid("task_id", request.task_id)
+            linked = self._jobs.link_task(actor, job_id, task_id, expected_version=parse_etag(request.etag))
+            return linked.map(lambda t: jobs_pb2.LinkTaskResponse(task=task_convert.task_to_proto(t)))
+
+        return self._answer(context, jobs_pb2.LinkTaskResponse, work)
+
+    def UnlinkTask(self, request: jobs_pb2.UnlinkTaskRequest, context: Any) -> jobs_pb2.UnlinkTaskResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.UnlinkTaskResponse]:
+            job_id, task_id = require_uuid("job_id", request.job_id), require_uuid("task_id", request.task_id)
+            unlinked = self._jobs.unlink_task(
+                actor, job_id, task_id, expected_version=parse_etag(request.etag)
+            )
+            return unlinked.map(lambda t: jobs_pb2.UnlinkTaskResponse(task=task_convert.task_to_proto(t)))
+
+        return self._answer(context, jobs_pb2.UnlinkTaskResponse, work)

@@ -6,15 +6,17 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Never
 
 from core.common import pagination, validation
-from core.common.actor import Actor
+from core.common.actor import Actor, system_actor
 from core.common.clock import Clock, SystemClock
 from core.common.errors import ConflictError, storage_guard
 from core.common.ids import new_id
 from core.common.pagination import Page
 from core.common.result import FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
+from core.messaging.reactions import Reaction
 from core.services.jobs import permissions, types
 from core.services.jobs.types import (
     Job,
@@ -29,6 +31,8 @@ from core.services.jobs.types import (
     RunStatus,
     Schedule,
 )
+from core.services.tasks import permissions as task_permissions
+from core.services.tasks.types import Task, TaskEventType, TaskFilters, TaskLinkEvent
 from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 ERROR_MAX = 10_000
@@ -441,6 +445,194 @@ class JobService:
         last = runs[request.size - 1].id if len(runs) > request.size else None
         return OperationResult.success(pagination.make_page(runs, request, last, fingerprint))
 
+    # -- schedule control ----------------------------------------------------------------
+
+    def pause_job(
+        self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Keep the job's schedule but stop the scheduler firing it; emits job.updated."""
+        return self._set_paused(actor, job_id, paused=True, expected_version=expected_version)
+
+    def resume_job(
+        self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Let the scheduler fire the job again; a run missed while paused fires once."""
+        return self._set_paused(actor, job_id, paused=False, expected_version=expected_version)
+
+    def _set_paused(
+        self, actor: Actor, job_id: uuid.UUID, *, paused: bool, expected_version: int | None
+    ) -> OperationResult[Job]:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            if job.paused is paused:
+                return OperationResult.success((job, []))
+            after = job.changed(at=now, paused=paused)
+            return self._decided(
+                after, (JobEventType.UPDATED, types.job_event(after, ("paused",))), actor=actor
+            )
+
+        return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
+
+    def run_job_now(
+        self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Job]:
+        """Promote a SCHEDULED job (paused or not) to PENDING at once; emits job.status_changed."""
+
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            if job.status is JobStatus.PENDING:
+                return OperationResult.success((job, []))
+            return self._promoted(job, now, actor, reason="run now")
+
+        return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
+
+    def promote_due_jobs(self, *, limit: int = 100) -> list[Job]:
+        """The scheduler's step: every due, unpaused SCHEDULED job becomes PENDING, once.
+
+        Each job moves in a transaction of its own, as the system actor of its tenant; a
+        job changed concurrently is left for the next step.
+        """
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            due = uow.jobs.due(now, limit=limit)
+        promoted = []
+        for candidate in due:
+            actor = system_actor(candidate.tenant)
+            decide = self._promote_if_due(actor)
+            result = self._change(actor, candidate.id, permissions.SCHEDULE, None, decide)
+            if result.ok and result.value.version != candidate.version:
+                promoted.append(result.value)
+        return promoted
+
+    def _promote_if_due(self, actor: Actor) -> Callable[[UnitOfWork, Job, datetime], Decision]:
+        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Decision:
+            still_due = job.status is JobStatus.SCHEDULED and not job.paused
+            if not still_due or job.next_run_at is None or job.next_run_at > at:
+                return OperationResult.success((job, []))
+            return self._promoted(job, at, actor, reason="due")
+
+        return decide
+
+    def _promoted(self, job: Job, now: datetime, actor: Actor, *, reason: str) -> Decision:
+        moved = job.transition(JobCall.PROMOTE, JobStatus.PENDING, at=now)
+        if not moved.ok:
+            return moved.as_failure()
+        after = moved.value
+        payload = types.status_event(job, after, reason=reason)
+        return OperationResult.success(
+            (after, [self._event(JobEventType.STATUS_CHANGED, payload, actor, after)])
+        )
+
+    # -- jobs and their tasks --------------------------------------------------------------
+
+    def get_job_tasks(
+        self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
+    ) -> OperationResult[Page[Task]]:
+        """The tasks of a job the actor may read, in creation order."""
+        reader = actor.id if task_permissions.reads_only_own(actor) else None
+        fingerprint = pagination.fingerprint("job-tasks", actor.tenant, job_id, reader)
+        try:
+            request = pagination.page_request(page_size, page_token, fingerprint)
+        except pagination.InvalidPageRequest as exc:
+            return OperationResult.invalid_argument(exc.field, exc.description)
+        with self._uow(read_only=True) as uow:
+            job = uow.jobs.get(actor.tenant, job_id)
+            if job is None or not permissions.can_read(actor, job):
+                return OperationResult.not_found("job", job_id)
+            if not task_permissions.may_ever(actor, task_permissions.READ):
+                return OperationResult.success(Page(items=[]))
+            rows = uow.tasks.list(
+                actor.tenant,
+                TaskFilters(job_id=job_id),
+                reader=reader,
+                after=request.after,
+                limit=request.size + 1,
+            )
+        last = rows[request.size - 1].id if len(rows) > request.size else None
+        return OperationResult.success(pagination.make_page(rows, request, last, fingerprint))
+
+    def link_task(
+        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Put a top-level task (and its subtasks) in the job; emits task.linked for each."""
+        return self._relink(actor, job_id, task_id, link=True, expected_version=expected_version)
+
+    def unlink_task(
+        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Take a top-level task (and its subtasks) out of the job; emits task.unlinked for each."""
+        return self._relink(actor, job_id, task_id, link=False, expected_version=expected_version)
+
+    def _relink(
+        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, link: bool, expected_version: int | None
+    ) -> OperationResult[Task]:
+        with storage_guard("task", task_id) as guard:
+            with self._uow() as uow:
+                job = uow.jobs.get(actor.tenant, job_id)
+                if job is None or not permissions.can_read(actor, job):
+                    return OperationResult.not_found("job", job_id)
+                task = uow.tasks.get(actor.tenant, task_id)
+                if task is None or not task_permissions.can_read(actor, task):
+                    return OperationResult.not_found("task", task_id)
+                if not task_permissions.can(actor, task_permissions.UPDATE, task):
+                    return OperationResult.denied("link" if link else "unlink", "task", task_id, actor.id)
+                if expected_version is not None and expected_version != task.version:
+                    return OperationResult.aborted("task", task_id, expected_version, task.version)
+                refused = _relink_refusal(task, job_id, link=link)
+                if refused is not None:
+                    return refused
+                if task.job_id == (job_id if link else None):
+                    return OperationResult.success(task)
+                now = self._clock.now()
+                event_type = TaskEventType.LINKED if link else TaskEventType.UNLINKED
+                moved = []
+                for member in [task, *uow.tasks.descendants(task.tenant, task.id)]:
+                    after = member.changed(at=now, job_id=job_id if link else None)
+                    uow.tasks.save(after, expected_version=member.version)
+                    payload = TaskLinkEvent(
+                        task_id=after.id,
+                        owner=after.owner,
+                        assignee=after.assignee,
+                        status=after.status,
+                        job_id=job_id,
+                        version=after.version,
+                    )
+                    uow.events.append(
+                        new_event(
+                            event_type,
+                            payload,
+                            actor=actor,
+                            clock=self._clock,
+                            resource_id=after.id,
+                            job_id=job_id,
+                        )
+                    )
+                    moved.append(after)
+                uow.commit()
+            return OperationResult.success(moved[0])
+        return guard.result
+
+    # -- reactions to task events (durable, driven from the event log) ---------------------
+
+    def reactions(self) -> list[Reaction]:
+        """Keep every job's task counters true as its tasks come, go and change status."""
+        patterns = ("task.created", "task.deleted", "task.linked", "task.unlinked", "task.status_changed")
+        return [Reaction.of("jobs.count-tasks", patterns, self._on_task_event)]
+
+    def _on_task_event(self, work: UnitOfWork, event: Event) -> None:
+        """Recount the tasks of the job the event concerns; emit job.updated when the counts moved."""
+        job_id = event.payload.job_id if isinstance(event.payload, TaskLinkEvent) else event.job_id
+        if job_id is None:
+            return
+        job = work.jobs.get(event.tenant, job_id)
+        if job is None:
+            return
+        total, done = work.tasks.count_by_job(event.tenant, job_id)
+        if (total, done) == (job.task_total, job.task_done):
+            return
+        after = job.changed(at=self._clock.now(), task_total=total, task_done=done)
+        work.jobs.save(after, expected_version=job.version)
+        payload = types.job_event(after, ("task_done", "task_total"))
+        work.events.append(self._event(JobEventType.UPDATED, payload, system_actor(event.tenant), after))
+
     # -- shared steps -------------------------------------------------------------------
 
     def _change(
@@ -545,6 +737,21 @@ class JobService:
             next_run_at=job.next_run_at,
             version=job.version,
         )
+
+
+def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationResult[Never] | None:
+    if task.parent_id is not None:
+        return OperationResult.failed_precondition(
+            f"task {task.id} is a subtask: it follows the job of its parent {task.parent_id}",
+            parent_id=str(task.parent_id),
+        )
+    if link and task.job_id not in (None, job_id):
+        return OperationResult.failed_precondition(
+            f"task {task.id} belongs to job {task.job_id}: unlink it first", job_id=str(task.job_id)
+        )
+    if not link and task.job_id != job_id:
+        return OperationResult.failed_precondition(f"task {task.id} is not linked to job {job_id}")
+    return None
 
 
 def _filter_violations(filters: JobFilters) -> Sequence[FieldViolation]:

@@ -230,6 +230,8 @@ class Job:
     task_total: int = 0
     task_done: int = 0
     request_id: str | None = None
+    # A paused job keeps its schedule but the scheduler does not fire it.
+    paused: bool = False
 
     def transition(
         self, call: JobCall, target: JobStatus, *, at: datetime, **changes: Any

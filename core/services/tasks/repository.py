@@ -45,6 +45,14 @@ class TaskRepository(Protocol):
         those it owns or is assigned."""
         ...
 
+    def by_job(self, tenant: str, job_id: uuid.UUID) -> Sequence[Task]:
+        """Every task of ``job_id``, in id order."""
+        ...
+
+    def count_by_job(self, tenant: str, job_id: uuid.UUID) -> tuple[int, int]:
+        """(all tasks, COMPLETED tasks) of ``job_id``."""
+        ...
+
     def descendants(self, tenant: str, task_id: uuid.UUID) -> Sequence[Task]:
         """Every task below ``task_id``, parents before their children."""
         ...

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from core.common import pagination, validation
-from core.common.actor import Actor
+from core.common.actor import Actor, system_actor
 from core.common.clock import Clock, SystemClock
 from core.common.errors import ConflictError, storage_guard
 from core.common.ids import new_id
 from core.common.pagination import Page
 from core.common.result import FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
+from core.messaging.reactions import Reaction
 from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions, types
 from core.services.tasks.types import (
@@ -333,6 +334,31 @@ class TaskService:
                 uow.commit()
             return OperationResult.success(task)
         return guard.result
+
+    # -- reactions to job events (durable, driven from the event log) ---------------------
+
+    def reactions(self) -> list[Reaction]:
+        """What tasks do when their job is cancelled or deleted."""
+        return [Reaction.of("tasks.follow-jobs", ("job.cancelled", "job.deleted"), self._on_job_event)]
+
+    def _on_job_event(self, work: UnitOfWork, event: Event) -> None:
+        """job.cancelled cancels the job's open tasks; job.deleted unlinks all its tasks."""
+        actor = system_actor(event.tenant)
+        now = self._clock.now()
+        job_id = event.resource_id
+        for task in work.tasks.by_job(event.tenant, job_id):
+            if event.type == "job.cancelled":
+                if not task.is_open:
+                    continue
+                reason = f"job {job_id} cancelled"
+                after = task.changed(at=now, status=TaskStatus.CANCELLED, cancel_reason=reason)
+                work.tasks.save(after, expected_version=task.version)
+                work.events.append(*self._status_events(TaskEventType.CANCELLED, task, after, actor, reason))
+            else:
+                after = task.changed(at=now, job_id=None)
+                work.tasks.save(after, expected_version=task.version)
+                payload = types.task_event(after, ("job_id",))
+                work.events.append(self._event(TaskEventType.UPDATED, payload, actor, after))
 
     # -- shared steps -----------------------------------------------------------------------
 

@@ -210,6 +210,8 @@ class TaskEventType(enum.StrEnum):
     ASSIGNED = "task.assigned"
     COMPLETED = "task.completed"
     CANCELLED = "task.cancelled"
+    LINKED = "task.linked"
+    UNLINKED = "task.unlinked"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,11 +257,24 @@ class TaskAssignEvent(events.Payload):
     version: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskLinkEvent(events.Payload):
+    """A task joined (task.linked) or left (task.unlinked) the job ``job_id``."""
+
+    task_id: uuid.UUID
+    owner: str
+    assignee: str | None
+    status: TaskStatus
+    job_id: uuid.UUID
+    version: int
+
+
 events.register(TaskEvent, TaskEventType.CREATED, TaskEventType.UPDATED, TaskEventType.DELETED)
 events.register(
     TaskStatusEvent, TaskEventType.STATUS_CHANGED, TaskEventType.COMPLETED, TaskEventType.CANCELLED
 )
 events.register(TaskAssignEvent, TaskEventType.ASSIGNED)
+events.register(TaskLinkEvent, TaskEventType.LINKED, TaskEventType.UNLINKED)
 
 
 def task_event(task: Task, changed_fields: tuple[str, ...] = ()) -> TaskEvent:

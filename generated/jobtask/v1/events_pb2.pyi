@@ -44,7 +44,7 @@ class Heartbeat(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("id", "sequence", "type", "occur_time", "tenant", "actor_id", "resource_id", "job_id", "correlation_id", "job_event", "job_status_event", "job_schedule_event", "job_result_event", "job_error_event", "task_event", "task_status_event", "task_assign_event")
+    __slots__ = ("id", "sequence", "type", "occur_time", "tenant", "actor_id", "resource_id", "job_id", "correlation_id", "job_event", "job_status_event", "job_schedule_event", "job_result_event", "job_error_event", "task_event", "task_status_event", "task_assign_event", "task_link_event")
     ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class Event(_message.Message):
     TASK_EVENT_FIELD_NUMBER: _ClassVar[int]
     TASK_STATUS_EVENT_FIELD_NUMBER: _ClassVar[int]
     TASK_ASSIGN_EVENT_FIELD_NUMBER: _ClassVar[int]
+    TASK_LINK_EVENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     sequence: int
     type: str
@@ -79,7 +80,8 @@ class Event(_message.Message):
     task_event: TaskEvent
     task_status_event: TaskStatusEvent
     task_assign_event: TaskAssignEvent
-    def __init__(self, id: _Optional[str] = ..., sequence: _Optional[int] = ..., type: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., actor_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., job_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ..., job_status_event: _Optional[_Union[JobStatusEvent, _Mapping]] = ..., job_schedule_event: _Optional[_Union[JobScheduleEvent, _Mapping]] = ..., job_result_event: _Optional[_Union[JobResultEvent, _Mapping]] = ..., job_error_event: _Optional[_Union[JobErrorEvent, _Mapping]] = ..., task_event: _Optional[_Union[TaskEvent, _Mapping]] = ..., task_status_event: _Optional[_Union[TaskStatusEvent, _Mapping]] = ..., task_assign_event: _Optional[_Union[TaskAssignEvent, _Mapping]] = ...) -> None: ...
+    task_link_event: TaskLinkEvent
+    def __init__(self, id: _Optional[str] = ..., sequence: _Optional[int] = ..., type: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., actor_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., job_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ..., job_status_event: _Optional[_Union[JobStatusEvent, _Mapping]] = ..., job_schedule_event: _Optional[_Union[JobScheduleEvent, _Mapping]] = ..., job_result_event: _Optional[_Union[JobResultEvent, _Mapping]] = ..., job_error_event: _Optional[_Union[JobErrorEvent, _Mapping]] = ..., task_event: _Optional[_Union[TaskEvent, _Mapping]] = ..., task_status_event: _Optional[_Union[TaskStatusEvent, _Mapping]] = ..., task_assign_event: _Optional[_Union[TaskAssignEvent, _Mapping]] = ..., task_link_event: _Optional[_Union[TaskLinkEvent, _Mapping]] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "name", "kind", "owner", "status", "etag", "changed_fields", "task_total", "task_done")
@@ -236,3 +238,19 @@ class TaskAssignEvent(_message.Message):
     job_id: str
     etag: str
     def __init__(self, task_id: _Optional[str] = ..., owner: _Optional[str] = ..., old_assignee: _Optional[str] = ..., new_assignee: _Optional[str] = ..., job_id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class TaskLinkEvent(_message.Message):
+    __slots__ = ("task_id", "owner", "assignee", "status", "job_id", "etag")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNEE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    owner: str
+    assignee: str
+    status: _tasks_pb2.TaskStatus
+    job_id: str
+    etag: str
+    def __init__(self, task_id: _Optional[str] = ..., owner: _Optional[str] = ..., assignee: _Optional[str] = ..., status: _Optional[_Union[_tasks_pb2.TaskStatus, str]] = ..., job_id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...

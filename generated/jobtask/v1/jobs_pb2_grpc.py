@@ -101,6 +101,36 @@ class JobServiceStub:
                 request_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.SerializeToString,
                 response_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.FromString,
                 _registered_method=True)
+        self.PauseJob = channel.unary_unary(
+                '/jobtask.v1.JobService/PauseJob',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.PauseJobRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.PauseJobResponse.FromString,
+                _registered_method=True)
+        self.ResumeJob = channel.unary_unary(
+                '/jobtask.v1.JobService/ResumeJob',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.ResumeJobRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.ResumeJobResponse.FromString,
+                _registered_method=True)
+        self.RunJobNow = channel.unary_unary(
+                '/jobtask.v1.JobService/RunJobNow',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.RunJobNowRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.RunJobNowResponse.FromString,
+                _registered_method=True)
+        self.ListJobTasks = channel.unary_unary(
+                '/jobtask.v1.JobService/ListJobTasks',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobTasksRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobTasksResponse.FromString,
+                _registered_method=True)
+        self.LinkTask = channel.unary_unary(
+                '/jobtask.v1.JobService/LinkTask',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.LinkTaskRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.LinkTaskResponse.FromString,
+                _registered_method=True)
+        self.UnlinkTask = channel.unary_unary(
+                '/jobtask.v1.JobService/UnlinkTask',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.UnlinkTaskRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.UnlinkTaskResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -188,6 +218,49 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseJob(self, request, context):
+        """A paused job keeps its schedule but the scheduler does not fire it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeJob(self, request, context):
+        """A run missed while paused fires once on resume.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunJobNow(self, request, context):
+        """Promotes a SCHEDULED job to PENDING now, whether paused or not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobTasks(self, request, context):
+        """The tasks of a job (and their subtasks) the caller may read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkTask(self, request, context):
+        """Puts a top-level task and its subtasks in a job. The caller must be able to read
+        the job and update the task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkTask(self, request, context):
+        """Takes a top-level task and its subtasks out of a job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -255,6 +328,36 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListJobRuns,
                     request_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.FromString,
                     response_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.SerializeToString,
+            ),
+            'PauseJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseJob,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.PauseJobRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.PauseJobResponse.SerializeToString,
+            ),
+            'ResumeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJob,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.ResumeJobRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.ResumeJobResponse.SerializeToString,
+            ),
+            'RunJobNow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunJobNow,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.RunJobNowRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.RunJobNowResponse.SerializeToString,
+            ),
+            'ListJobTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobTasks,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobTasksRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobTasksResponse.SerializeToString,
+            ),
+            'LinkTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkTask,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.LinkTaskRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.LinkTaskResponse.SerializeToString,
+            ),
+            'UnlinkTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkTask,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.UnlinkTaskRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.UnlinkTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -610,6 +713,168 @@ class JobService:
             '/jobtask.v1.JobService/ListJobRuns',
             jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.SerializeToString,
             jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/PauseJob',
+            jobtask_dot_v1_dot_jobs__pb2.PauseJobRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.PauseJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/ResumeJob',
+            jobtask_dot_v1_dot_jobs__pb2.ResumeJobRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.ResumeJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunJobNow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/RunJobNow',
+            jobtask_dot_v1_dot_jobs__pb2.RunJobNowRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.RunJobNowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/ListJobTasks',
+            jobtask_dot_v1_dot_jobs__pb2.ListJobTasksRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.ListJobTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/LinkTask',
+            jobtask_dot_v1_dot_jobs__pb2.LinkTaskRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.LinkTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/UnlinkTask',
+            jobtask_dot_v1_dot_jobs__pb2.UnlinkTaskRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.UnlinkTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

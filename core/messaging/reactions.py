@@ -1,0 +1,114 @@
+"""Durable reactions: handlers driven from the event log with a stored position.
+
+A reaction's effects and the advance of its position commit in one transaction, so
+each event is reacted to exactly once even if the process stops in between, and two
+replicas running the same reaction cannot both apply it (the position is compared and
+set). Handlers run as the service's system actor and record their own events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Sequence
+
+from core.common.errors import StorageError
+from core.messaging.bus import compile_pattern
+from core.messaging.events import Event
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, Event], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reaction:
+    """A named, durable subscription: ``handle`` gets every event matching ``patterns``."""
+
+    name: str
+    patterns: tuple[str, ...]
+    handle: Handler
+    _regexes: tuple[re.Pattern[str], ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+    @staticmethod
+    def of(name: str, patterns: Sequence[str], handle: Handler) -> Reaction:
+        """A reaction; ValueError for a malformed pattern."""
+        return Reaction(name, tuple(patterns), handle, tuple(compile_pattern(p) for p in patterns))
+
+    def wants(self, event: Event) -> bool:
+        """True when ``event`` matches one of the patterns."""
+        return any(regex.match(event.type) for regex in self._regexes)
+
+
+class Reactor:
+    """Runs reactions over the log, a batch per transaction."""
+
+    def __init__(
+        self, *, uow: UnitOfWorkFactory, reactions: Sequence[Reaction], batch_size: int = 200
+    ) -> None:
+        self._uow = uow
+        self._reactions = tuple(reactions)
+        self._batch_size = batch_size
+
+    def run_once(self) -> int:
+        """Process one batch per reaction; return how many events were read."""
+        return sum(self._run(reaction) for reaction in self._reactions)
+
+    def run_until_idle(self, max_rounds: int = 1000) -> int:
+        """Process until no reaction finds a new event (reactions may emit events of their own)."""
+        total = 0
+        for _ in range(max_rounds):
+            processed = self.run_once()
+            total += processed
+            if processed == 0:
+                return total
+        return total
+
+    def _run(self, reaction: Reaction) -> int:
+        try:
+            try:
+                return self._batch(reaction, poison=None)
+            except _HandlerFailed as failed:
+                # Nothing of the batch was kept: redo it up to the failing event and step over that one.
+                log.error(
+                    "reaction %s failed on %s #%d; skipping that event",
+                    reaction.name,
+                    failed.event.type,
+                    failed.event.sequence,
+                    exc_info=failed.__cause__,
+                )
+                return self._batch(reaction, poison=failed.event.sequence)
+        except StorageError as exc:
+            # A conflict with a concurrent change or replica: nothing was applied; retry later.
+            log.info("reaction %s will retry: %s", reaction.name, exc)
+            return 0
+
+    def _batch(self, reaction: Reaction, *, poison: int | None) -> int:
+        with self._uow() as work:
+            position = work.positions.get(reaction.name)
+            batch = work.log.read_after(position, self._batch_size)
+            if not batch:
+                return 0
+            last = position
+            for event in batch:
+                last = event.sequence
+                if event.sequence == poison:
+                    break
+                if reaction.wants(event):
+                    try:
+                        reaction.handle(work, event)
+                    except StorageError:
+                        raise
+                    except Exception as exc:
+                        raise _HandlerFailed(event) from exc
+            work.positions.advance(reaction.name, position, last)
+            work.commit()
+            return last - position
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, event: Event) -> None:
+        super().__init__(f"{event.type} #{event.sequence}")
+        self.event = event

@@ -1,0 +1,61 @@
+"""The scheduler: makes schedules and retries happen by promoting due jobs to PENDING.
+
+Exactly one scheduler acts at a time across replicas: each step first makes sure it
+holds the leader lock (a PostgreSQL advisory lock, or a file lock beside a SQLite
+database). A job that fell due while no scheduler ran fires once when one starts;
+missed recurrences are not replayed, because the next fire time of a recurring job is
+computed from the moment its run finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from core.services.jobs.service import JobService
+from core.services.jobs.types import Job
+
+log = logging.getLogger(__name__)
+
+
+class LeaderLock(Protocol):
+    """Leadership among schedulers: at most one holder at a time."""
+
+    def try_acquire(self) -> bool:
+        """True when this holder leads (acquiring the lock if it is free)."""
+        ...
+
+    def release(self) -> None:
+        """Give up leadership."""
+        ...
+
+
+class Scheduler:
+    """Promotes due jobs while it holds the leader lock."""
+
+    def __init__(self, *, jobs: JobService, lock: LeaderLock, batch_size: int = 100) -> None:
+        self._jobs = jobs
+        self._lock = lock
+        self._batch_size = batch_size
+        self.leading = False
+
+    def tick(self) -> list[Job]:
+        """One step: promote every job due now (in batches); nothing unless leading."""
+        leading = self._lock.try_acquire()
+        if leading != self.leading:
+            log.info("scheduler %s leadership", "took" if leading else "lost")
+            self.leading = leading
+        if not leading:
+            return []
+        promoted: list[Job] = []
+        while True:
+            batch = self._jobs.promote_due_jobs(limit=self._batch_size)
+            promoted += batch
+            if len(batch) < self._batch_size:
+                return promoted
+
+    def stop(self) -> None:
+        """Release leadership so another replica can take over at once."""
+        if self.leading:
+            self._lock.release()
+            self.leading = False
