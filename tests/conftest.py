@@ -27,7 +27,7 @@ POSTGRES_URL = os.environ.get(
 )
 # CI sets this: there an unreachable PostgreSQL is a failure, not a skip.
 POSTGRES_REQUIRED = os.environ.get("JOBTASK_REQUIRE_POSTGRES") == "1"
-TABLES = ("job_runs", "tasks", "jobs", "events")
+TABLES = ("job_runs", "tasks", "jobs", "events", "subscriber_positions")
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
