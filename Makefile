@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
-	$(BIN)/python -m server --auth-mode headers --log-format text serve
+	$(BIN)/python -m server serve --auth-mode headers --log-format text
 
 migrate: $(STAMP)
 	$(BIN)/python -m server migrate

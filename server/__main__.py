@@ -1,4 +1,7 @@
-"""``jobtask`` / ``python -m server``: ``serve`` the gRPC API or ``migrate`` the database."""
+"""``python -m server``: ``serve`` the gRPC API or ``migrate`` the database.
+
+The ``jobtask`` command (server/cli) offers the same two commands beside its client ones.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from server import app, config, logs
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="jobtask", description="jobs and tasks over gRPC")
-    config.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gRPC server (migrates the database first)")
-    commands.add_parser("migrate", help="bring the database schema up to date")
+    for name, help_text in (
+        ("serve", "run the gRPC server (migrates the database first)"),
+        ("migrate", "bring the database schema up to date"),
+    ):
+        config.add_arguments(commands.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     try:
         settings = config.from_arguments(args)

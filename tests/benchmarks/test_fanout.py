@@ -46,7 +46,7 @@ def servers(tmp_path: Path) -> Iterator[tuple[str, str]]:
     env = {**os.environ, "JOBTASK_DATABASE_URL": database, "JOBTASK_LOG_LEVEL": "WARNING"}
     processes = [
         start(
-            [sys.executable, "-m", "server", "--auth-mode", "headers", "--listen", jobtask_address, "serve"],
+            [sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", jobtask_address],
             env,
         ),
         start(

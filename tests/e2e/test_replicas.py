@@ -36,7 +36,7 @@ def replicas(postgres_engine: Engine, tmp_path: Path) -> Iterator[list[str]]:
         logs.append(log)
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "server", "--auth-mode", "headers", "--listen", address, "serve"],
+                [sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -21,7 +21,7 @@ def test_migrate_command_creates_the_schema_on_a_new_sqlite_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "sub" / "jobtask.db"
-    assert main(["--database-url", f"sqlite:///{path}", "migrate"]) == 0
+    assert main(["migrate", "--database-url", f"sqlite:///{path}"]) == 0
     assert "migrated sqlite:///" in capsys.readouterr().out
     engine = db.make_engine(f"sqlite:///{path}")
     assert set(inspect(engine).get_table_names()) >= TABLES

@@ -61,6 +61,6 @@ def test_bad_values_and_none_algorithm() -> None:
 
 
 def test_serve_refuses_a_bad_configuration_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--auth-mode", "headers", "--listen", "0.0.0.0:0", "--log-format", "text", "serve"]) == 2
+    assert main(["serve", "--auth-mode", "headers", "--listen", "0.0.0.0:0", "--log-format", "text"]) == 2
     assert "refusing to listen on 0.0.0.0:0" in capsys.readouterr().err
     assert AuthMode("headers") is AuthMode.HEADERS

@@ -1,0 +1,17 @@
+"""The ``jobtask`` console script: the command groups put together."""
+
+from __future__ import annotations
+
+from server.cli import cli, events, jobs, tasks
+
+for group in (jobs.jobs, tasks.tasks, events.events):
+    cli.add_command(group)
+
+
+def main() -> None:
+    """Run the command line."""
+    cli(prog_name="jobtask")
+
+
+if __name__ == "__main__":
+    main()
