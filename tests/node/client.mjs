@@ -32,7 +32,7 @@ const call = (client, method, request) =>
 // The rich status details: google.rpc.Status wrapping a jobtask.v1.OperationResult.
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => path.join(protos, target);
-root.loadSync("jobtask/v1/common.proto");
+root.loadSync(["jobtask/v1/common.proto", "google/protobuf/any.proto"]);
 root.define("google.rpc").add(
   new protobuf.Type("Status")
     .add(new protobuf.Field("code", 1, "int32"))
