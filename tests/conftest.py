@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -146,3 +147,15 @@ def uow(backend: str, engine_for: Callable[[str], Engine], bus: MessageBus) -> U
     if backend == "memory":
         return InMemoryUnitOfWorkFactory(publish=bus.publish)
     return SqlAlchemyUnitOfWorkFactory(engine_for(backend), publish=bus.publish)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands under test configure the root logger; put it back after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    alembic_level = logging.getLogger("alembic").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(alembic_level)

@@ -19,6 +19,7 @@ from tests.e2e.conftest import SECRET, ServerThread
 from tests.e2e.test_operations import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+WATCH_FOUR = ["events", "watch", "--after", "0", "--count", "4"]
 
 
 @pytest.fixture
@@ -59,7 +60,9 @@ def test_token_mint_signs_the_claims() -> None:
 
 
 def test_create_list_complete_and_watch_the_events(run: object) -> None:
-    created = json_of(run("--json", "jobs", "create", "--name", "nightly", "--kind", "report", "--label", "team=data"))
+    created = json_of(
+        run("--json", "jobs", "create", "--name", "nightly", "--kind", "report", "--label", "team=data")
+    )
     job_id = str(created["id"])
     listing = run("jobs", "list", "--label", "team=data")
     assert listing.exit_code == 0
@@ -91,7 +94,11 @@ def test_tasks_commands_and_the_tree(run: object) -> None:
     assert assigned["assignee"] == "carl"
     tree = run("tasks", "tree", str(root["id"]))
     assert tree.exit_code == 0
-    assert [line.strip("│├└─ ").split(" [")[0] for line in tree.stdout.splitlines()] == ["Release", "Notes", "Proofread"]
+    assert [line.strip("│├└─ ").split(" [")[0] for line in tree.stdout.splitlines()] == [
+        "Release",
+        "Notes",
+        "Proofread",
+    ]
     assert "carl" in tree.stdout
     subtasks = run("tasks", "subtasks", str(root["id"]))
     assert "Notes" in subtasks.stdout
@@ -138,7 +145,9 @@ def test_identity_problems(run: object, address: str) -> None:
     nobody = run("jobs", "list", token=None)
     assert nobody.exit_code == 2
     assert "no identity" in nobody.output
-    forged = run("jobs", "list", token=jwt.encode({"sub": "x", "tenant": "t", "exp": 2**31}, "wrong-secret" * 4))
+    forged = run(
+        "jobs", "list", token=jwt.encode({"sub": "x", "tenant": "t", "exp": 2**31}, "wrong-secret" * 4)
+    )
     assert (forged.exit_code, forged.stderr.split(":")[1].strip()) == (26, "UNAUTHENTICATED")
     headers = CliRunner().invoke(
         cli, ["--server", address, "--actor", "ann", "--tenant", "acme", "--roles", "admin", "jobs", "list"]
@@ -147,7 +156,9 @@ def test_identity_problems(run: object, address: str) -> None:
 
 
 def test_an_unreachable_server(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["--server", "127.0.0.1:1", "--actor", "a", "--tenant", "t", "jobs", "list"])
+    result = CliRunner().invoke(
+        cli, ["--server", "127.0.0.1:1", "--actor", "a", "--tenant", "t", "jobs", "list"]
+    )
     assert result.exit_code == 24
     assert result.stderr == "jobtask: UNAVAILABLE: cannot reach jobtask at 127.0.0.1:1\n"
 
@@ -155,7 +166,10 @@ def test_an_unreachable_server(tmp_path: Path) -> None:
 def test_bad_options_are_usage_errors(run: object) -> None:
     assert run("jobs", "create", "--name", "n", "--kind", "k", "--payload", "[1]").exit_code == 2
     assert run("jobs", "create", "--name", "n", "--kind", "k", "--label", "novalue").exit_code == 2
-    assert run("jobs", "create", "--name", "n", "--kind", "k", "--cron", "* * * * *", "--every", "5").exit_code == 2
+    assert (
+        run("jobs", "create", "--name", "n", "--kind", "k", "--cron", "* * * * *", "--every", "5").exit_code
+        == 2
+    )
     assert run("jobs", "update", "01a22205-df42-71d0-9cb9-aa147483dbae").exit_code == 2
 
 
@@ -173,8 +187,7 @@ def test_events_watch_resumes_after_the_server_restarts(settings: Settings) -> N
     token = mint("--actor", "ops", "--tenant", "acme", "--roles", "operator")
     first = started(fixed)
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "server.cli.main", "--server", listen, "--token", token]
-        + ["events", "watch", "--after", "0", "--count", "4"],
+        [sys.executable, "-m", "server.cli.main", "--server", listen, "--token", token, *WATCH_FOUR],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
