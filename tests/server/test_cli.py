@@ -221,3 +221,9 @@ def started(settings: Settings) -> ServerThread:
     server.app = build_application(settings)
     server.running = server.run(start_server(server.app))
     return server
+
+
+def test_watching_from_outside_the_log_is_out_of_range(run: object) -> None:
+    result = run("events", "watch", "--after", "999999")
+    assert result.exit_code == 21
+    assert result.stderr == "jobtask: OUT_OF_RANGE: after_sequence 999999 is outside the log (last sequence 0)\n"
