@@ -226,4 +226,6 @@ def started(settings: Settings) -> ServerThread:
 def test_watching_from_outside_the_log_is_out_of_range(run: object) -> None:
     result = run("events", "watch", "--after", "999999")
     assert result.exit_code == 21
-    assert result.stderr == "jobtask: OUT_OF_RANGE: after_sequence 999999 is outside the log (last sequence 0)\n"
+    assert (
+        result.stderr == "jobtask: OUT_OF_RANGE: after_sequence 999999 is outside the log (last sequence 0)\n"
+    )

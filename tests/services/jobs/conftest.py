@@ -12,44 +12,12 @@ from core.common.clock import FakeClock
 from core.services.jobs.service import JobService
 from core.services.jobs.types import Job, JobCreate, JobStatus, RetryPolicy, Schedule
 from core.services.unit_of_work import UnitOfWorkFactory
-from tests.conftest import ActorFactory
 
 
 @pytest.fixture
 def service(uow: UnitOfWorkFactory, clock: FakeClock) -> JobService:
     """JobService on the backend under test."""
     return JobService(uow=uow, clock=clock)
-
-
-@pytest.fixture
-def admin(make_actor: ActorFactory) -> Actor:
-    return make_actor("admin", id="root")
-
-
-@pytest.fixture
-def operator(make_actor: ActorFactory) -> Actor:
-    return make_actor("operator", id="worker")
-
-
-@pytest.fixture
-def member(make_actor: ActorFactory) -> Actor:
-    return make_actor("member", id="ann")
-
-
-@pytest.fixture
-def other_member(make_actor: ActorFactory) -> Actor:
-    return make_actor("member", id="bob")
-
-
-@pytest.fixture
-def viewer(make_actor: ActorFactory) -> Actor:
-    return make_actor("viewer", id="vic")
-
-
-@pytest.fixture
-def stranger(make_actor: ActorFactory) -> Actor:
-    """An admin of another tenant."""
-    return make_actor("admin", id="root", tenant="globex")
 
 
 JobMaker = Callable[..., Job]

@@ -28,38 +28,8 @@ def jobs(uow: UnitOfWorkFactory, clock: FakeClock) -> JobService:
 
 
 @pytest.fixture
-def admin(make_actor: ActorFactory) -> Actor:
-    return make_actor("admin", id="root")
-
-
-@pytest.fixture
-def operator(make_actor: ActorFactory) -> Actor:
-    return make_actor("operator", id="op")
-
-
-@pytest.fixture
-def member(make_actor: ActorFactory) -> Actor:
-    return make_actor("member", id="ann")
-
-
-@pytest.fixture
 def assignee(make_actor: ActorFactory) -> Actor:
     return make_actor("member", id="carl")
-
-
-@pytest.fixture
-def other_member(make_actor: ActorFactory) -> Actor:
-    return make_actor("member", id="bob")
-
-
-@pytest.fixture
-def viewer(make_actor: ActorFactory) -> Actor:
-    return make_actor("viewer", id="vic")
-
-
-@pytest.fixture
-def stranger(make_actor: ActorFactory) -> Actor:
-    return make_actor("admin", id="root", tenant="globex")
 
 
 TaskMaker = Callable[..., Task]
