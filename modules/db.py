@@ -48,7 +48,14 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(
-            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True
+            # No pre-ping: it costs a round trip per unit of work. A connection found dead is
+            # invalidated on use (the call answers UNAVAILABLE) and replaced; recycling keeps
+            # connections from outliving server-side timeouts.
+            parsed,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=1800,
         )
     raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
 
@@ -64,9 +71,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(connection: Connection) -> None:
     # A writer takes the write lock at BEGIN: upgrading a read lock later could fail at once
-    # with "database is locked" instead of waiting for the busy timeout.
-    writes = connection.get_execution_options().get("jobtask_write", True)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    # with "database is locked" instead of waiting for the busy timeout. Readers run in
+    # autocommit and emit no BEGIN.
+    if connection.get_execution_options().get("jobtask_write", True):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
@@ -105,7 +113,13 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
 
         with errors.translated():
             connection = self._engine.connect()
-            connection.execution_options(jobtask_write=not self.read_only)
+            if self.read_only:
+                # Reads run in autocommit: no BEGIN/ROLLBACK round trips; each statement sees
+                # committed data. (SQLite connections already autocommit unless a writer
+                # begins; see _sqlite_on_begin.)
+                connection.execution_options(jobtask_write=False)
+                if connection.dialect.name == "postgresql":
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.begin()
         self._connection = connection
         self.jobs = SqlAlchemyJobRepository(connection)

@@ -1,6 +1,6 @@
-"""A bare grpc.aio server-stream fan-out: the baseline the event feed is measured against.
+"""Bare grpc.aio baselines: a server-stream fan-out and a unary echo, no auth, no database.
 
-Publish(bytes) hands the payload to every open Subscribe stream; no auth, no database.
+Publish(bytes) hands the payload to every open Subscribe stream; Echo(bytes) answers it.
 """
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ async def publish(request: bytes, _context: Any) -> bytes:
     return b""
 
 
+async def echo(request: bytes, _context: Any) -> bytes:
+    return request
+
+
 async def main(port: int) -> None:
     server = grpc.aio.server()
     handlers = {
         "Subscribe": grpc.unary_stream_rpc_method_handler(subscribe),
         "Publish": grpc.unary_unary_rpc_method_handler(publish),
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Bare", handlers),))
     server.add_insecure_port(f"127.0.0.1:{port}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,8 +22,10 @@ from modules.locks import FileLock, PostgresAdvisoryLock, ProcessLock
 
 
 @pytest.fixture
-def scheduler(service: JobService) -> Scheduler:
-    return Scheduler(jobs=service, lock=ProcessLock(f"test-{id(service)}"))
+def scheduler(service: JobService) -> Iterator[Scheduler]:
+    leader = Scheduler(jobs=service, lock=ProcessLock(f"test-{uuid.uuid4()}"))
+    yield leader
+    leader.stop()
 
 
 def promotions(delivered: list[Event]) -> list[str]:
@@ -147,7 +150,7 @@ class TestScheduler:
         assert len(scheduler.tick()) == 1
 
     def test_only_the_leader_acts(self, service: JobService, member: Actor, clock: FakeClock) -> None:
-        name = f"shared-{id(service)}"
+        name = f"shared-{uuid.uuid4()}"
         first, second = ProcessLock(name), ProcessLock(name)
         leader, follower = Scheduler(jobs=service, lock=first), Scheduler(jobs=service, lock=second)
         service.create_job(member, JobCreate(name="n", kind="k", schedule=Schedule.once(clock.now())))
