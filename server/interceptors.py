@@ -13,6 +13,7 @@ import grpc
 
 from core.common import context as core_context
 from core.common.actor import Actor
+from core.common.errors import StorageError, StorageUnavailableError
 from core.common.result import ErrorCode, OperationError, OperationResult
 from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions as task_permissions
@@ -139,6 +140,16 @@ class CallInterceptor(_ServerInterceptor):
         return correlation
 
     @staticmethod
+    async def _outage(context: grpc.aio.ServicerContext[Any, Any], method: str, error: StorageError) -> None:
+        """The database is away or lost a race: a status the client can retry on."""
+        log.warning("%s: storage failed: %s", method, error)
+        if isinstance(error, StorageUnavailableError):
+            failure = OperationResult.unavailable("the database is unavailable; retry shortly")
+        else:
+            failure = OperationResult.failure(ErrorCode.ABORTED, "a concurrent change interfered; retry")
+        await _abort(context, failure.error)  # type: ignore[arg-type]
+
+    @staticmethod
     async def _internal(context: grpc.aio.ServicerContext[Any, Any], method: str, correlation: str) -> None:
         log.exception("unexpected error in %s (correlation id %s)", method, correlation)
         await _abort(
@@ -155,6 +166,8 @@ class CallInterceptor(_ServerInterceptor):
                 return await inner(request, context)
             except grpc.aio.AbortError:
                 raise
+            except StorageError as error:
+                await self._outage(context, method, error)
             except Exception:
                 await self._internal(context, method, correlation)
 
@@ -168,6 +181,8 @@ class CallInterceptor(_ServerInterceptor):
                     yield response
             except grpc.aio.AbortError:
                 raise
+            except StorageError as error:
+                await self._outage(context, method, error)
             except Exception:
                 await self._internal(context, method, correlation)
 

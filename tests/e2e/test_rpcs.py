@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jobtask.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
+from core.common.errors import ConcurrencyError, StorageUnavailableError
 from server.errors import operation_result_of
 from tests.e2e.conftest import ServerThread, auth
 
@@ -328,3 +329,24 @@ def test_an_unexpected_error_is_internal_with_a_correlation_id_only(
     assert "secret" not in result.message
     assert "trace-123" in caplog.text
     assert "secret stack detail" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (StorageUnavailableError("connection refused"), grpc.StatusCode.UNAVAILABLE),
+        (ConcurrencyError("deadlock detected"), grpc.StatusCode.ABORTED),
+    ],
+)
+def test_storage_outages_are_retryable_statuses(
+    server: ServerThread, channel: grpc.Channel, error: Exception, code: grpc.StatusCode
+) -> None:
+    assert server.app is not None
+
+    def away(*_: Any, **__: Any) -> Any:
+        raise error
+
+    server.app.jobs.get_job = away
+    stub = jobs_pb2_grpc.JobServiceStub(channel)
+    result = failure(lambda: stub.GetJob(jobs_pb2.GetJobRequest(id=MISSING), metadata=MEMBER), code)
+    assert "retry" in result.message
