@@ -21,6 +21,14 @@ def text(field: str, value: str, *, max_length: int, required: bool = False) -> 
         yield FieldViolation(field, "must not be empty")
     if len(value) > max_length:
         yield FieldViolation(field, f"must be at most {max_length} characters (got {len(value)})")
+    if "\x00" in value:
+        yield FieldViolation(field, "must not contain NUL characters")
+
+
+def optional_text(field: str, value: str | None, *, max_length: int) -> Iterator[FieldViolation]:
+    """A string that may be absent (None)."""
+    if value is not None:
+        yield from text(field, value, max_length=max_length)
 
 
 def labels(field: str, value: Mapping[str, str]) -> Iterator[FieldViolation]:
@@ -33,8 +41,11 @@ def labels(field: str, value: Mapping[str, str]) -> Iterator[FieldViolation]:
                 f"{field}[{key!r}]",
                 "key must be 1-63 letters, digits or '_.-/', starting and ending alphanumeric",
             )
-        if not isinstance(item, str) or len(item) > MAX_LABEL_VALUE:
-            yield FieldViolation(f"{field}[{key!r}]", f"value must be a string of at most {MAX_LABEL_VALUE}")
+        if not isinstance(item, str) or len(item) > MAX_LABEL_VALUE or "\x00" in item:
+            yield FieldViolation(
+                f"{field}[{key!r}]",
+                f"value must be a string of at most {MAX_LABEL_VALUE} characters, without NUL",
+            )
 
 
 def json_object(field: str, value: Any) -> Iterator[FieldViolation]:
@@ -49,6 +60,8 @@ def json_object(field: str, value: Any) -> Iterator[FieldViolation]:
         return
     if size > MAX_JSON_BYTES:
         yield FieldViolation(field, f"must be at most {MAX_JSON_BYTES} bytes of JSON (got {size})")
+    elif "\\u0000" in json.dumps(value):
+        yield FieldViolation(field, "must not contain NUL characters")
 
 
 def int_range(field: str, value: int, low: int, high: int) -> Iterator[FieldViolation]:

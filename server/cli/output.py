@@ -95,7 +95,7 @@ def job_view(job: jobs_pb2.Job) -> Table:
             ("priority", job.priority),
             ("description", job.description),
             ("labels", ", ".join(f"{k}={v}" for k, v in sorted(job.labels.items()))),
-            ("payload", json.dumps(from_struct(job.payload)) if job.payload.fields else ""),
+            ("payload", json.dumps(from_struct(job.payload, "payload")) if job.payload.fields else ""),
             ("schedule", schedule),
             ("next run", when(job, "next_run_at")),
             (

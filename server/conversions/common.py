@@ -63,14 +63,25 @@ def to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
-    """The aware UTC datetime of a Timestamp."""
-    return stamp.ToDatetime(tzinfo=UTC)
+def from_timestamp(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """The aware UTC datetime of a Timestamp; INVALID_ARGUMENT naming ``field`` when out of range."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidRequest(field, f"is not a representable time ({exc})") from None
 
 
-def optional_time(message: Any, field: str) -> datetime | None:
-    """The datetime in ``message.field`` when set."""
-    return from_timestamp(getattr(message, field)) if message.HasField(field) else None
+def optional_time(message: Any, field: str, name: str | None = None) -> datetime | None:
+    """The datetime in ``message.field`` when set; ``name`` is how errors call it."""
+    return from_timestamp(getattr(message, field), name or field) if message.HasField(field) else None
+
+
+def from_duration(duration: duration_pb2.Duration, field: str) -> timedelta:
+    """The timedelta of a Duration; INVALID_ARGUMENT naming ``field`` when out of range."""
+    try:
+        return duration.ToTimedelta()
+    except (ValueError, OverflowError) as exc:
+        raise InvalidRequest(field, f"is not a representable duration ({exc})") from None
 
 
 def set_time(message: Any, field: str, value: datetime | None) -> None:
@@ -93,9 +104,13 @@ def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """The JSON object of a Struct; whole numbers come back as ints."""
-    return _whole_numbers(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+def from_struct(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """The JSON object of a Struct (whole numbers come back as ints); INVALID_ARGUMENT
+    naming ``field`` for what JSON cannot hold (NaN, infinities)."""
+    try:
+        return _whole_numbers(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    except (ValueError, json_format.Error) as exc:
+        raise InvalidRequest(field, f"is not a JSON object ({exc})") from None
 
 
 def _whole_numbers(value: Any) -> Any:

@@ -176,11 +176,10 @@ def heartbeat_to_proto(sequence: int, at: datetime) -> events_pb2.SubscribeRespo
 def filter_from_proto(request: events_pb2.SubscribeRequest) -> EventFilter:
     """The EventFilter of a SubscribeRequest."""
     resource_ids = [parse_uuid(f"resource_ids[{n}]", text) for n, text in enumerate(request.resource_ids)]
+    job_id = parse_uuid("job_id", request.job_id, required=False)
     try:
         return EventFilter.of(
-            types=list(request.types),
-            resource_ids=[r for r in resource_ids if r is not None],
-            job_id=parse_uuid("job_id", request.job_id, required=False),
+            types=list(request.types), resource_ids=[r for r in resource_ids if r is not None], job_id=job_id
         )
     except ValueError as exc:
         raise InvalidRequest("types", str(exc)) from exc

@@ -24,6 +24,7 @@ from server.conversions.common import (
     enum_from_proto,
     enum_to_proto,
     etag,
+    from_duration,
     from_struct,
     from_timestamp,
     optional_time,
@@ -67,11 +68,11 @@ def schedule_from_proto(message: jobs_pb2.Schedule, field: str = "schedule") -> 
     """The schedule a proto describes."""
     chosen = message.WhichOneof("spec")
     if chosen == "run_at":
-        return Schedule.once(from_timestamp(message.run_at))
+        return Schedule.once(from_timestamp(message.run_at, f"{field}.run_at"))
     if chosen == "cron":
         return Schedule.cron_expression(message.cron.expression, message.cron.time_zone or "UTC")
     if chosen == "interval":
-        return Schedule.every(message.interval.ToTimedelta())
+        return Schedule.every(from_duration(message.interval, f"{field}.interval"))
     raise InvalidRequest(field, "one of run_at, cron or interval is required")
 
 
@@ -85,17 +86,18 @@ def retry_policy_to_proto(policy: RetryPolicy) -> jobs_pb2.RetryPolicy:
     )
 
 
-def retry_policy_from_proto(message: jobs_pb2.RetryPolicy) -> RetryPolicy:
+def retry_policy_from_proto(message: jobs_pb2.RetryPolicy, field: str = "retry_policy") -> RetryPolicy:
     """The retry policy a proto describes; unset fields take the defaults."""
     default = RetryPolicy()
+    initial, longest = default.initial_backoff, default.max_backoff
+    if message.HasField("initial_backoff"):
+        initial = from_duration(message.initial_backoff, f"{field}.initial_backoff")
+    if message.HasField("max_backoff"):
+        longest = from_duration(message.max_backoff, f"{field}.max_backoff")
     return RetryPolicy(
         max_attempts=message.max_attempts or default.max_attempts,
-        initial_backoff=message.initial_backoff.ToTimedelta()
-        if message.HasField("initial_backoff")
-        else default.initial_backoff,
-        max_backoff=message.max_backoff.ToTimedelta()
-        if message.HasField("max_backoff")
-        else default.max_backoff,
+        initial_backoff=initial,
+        max_backoff=longest,
         multiplier=message.multiplier or default.multiplier,
     )
 
@@ -107,7 +109,7 @@ def result_to_proto(result: JobResult) -> jobs_pb2.JobResult:
 
 def result_from_proto(message: jobs_pb2.JobResult) -> JobResult:
     """The job result a proto describes."""
-    return JobResult(data=from_struct(message.data), message=message.message)
+    return JobResult(data=from_struct(message.data, "result.data"), message=message.message)
 
 
 def job_to_proto(job: Job) -> jobs_pb2.Job:
@@ -149,7 +151,7 @@ def job_create_from_proto(message: jobs_pb2.Job, request_id: str) -> JobCreate:
         name=message.name,
         kind=message.kind,
         description=message.description,
-        payload=from_struct(message.payload),
+        payload=from_struct(message.payload, "job.payload"),
         labels=dict(message.labels),
         priority=message.priority,
         schedule=schedule_from_proto(message.schedule, "job.schedule")
@@ -176,14 +178,14 @@ def job_update_from_proto(message: jobs_pb2.Job, paths: list[str]) -> JobUpdate:
                 "update_mask", f"{path!r} cannot be updated; updatable: {', '.join(UPDATABLE)}"
             )
         if path == "payload":
-            changes[path] = from_struct(message.payload)
+            changes[path] = from_struct(message.payload, "job.payload")
         elif path == "labels":
             changes[path] = dict(message.labels)
         elif path == "schedule":
             has = message.HasField("schedule")
             changes[path] = schedule_from_proto(message.schedule, "job.schedule") if has else None
         elif path == "retry_policy":
-            changes[path] = retry_policy_from_proto(message.retry_policy)
+            changes[path] = retry_policy_from_proto(message.retry_policy, "job.retry_policy")
         else:
             changes[path] = getattr(message, path)
     return JobUpdate(**{name: changes.get(name, UNSET) for name in UPDATABLE})

@@ -80,7 +80,7 @@ def task_create_from_proto(message: tasks_pb2.Task, request_id: str) -> TaskCrea
         priority=priority_from_proto("task.priority", message.priority, default=TaskPriority.MEDIUM),
         assignee=message.assignee or None,
         job_id=parse_uuid("task.job_id", message.job_id, required=False),
-        due_at=optional_time(message, "due_time"),
+        due_at=optional_time(message, "due_time", "task.due_time"),
         labels=dict(message.labels),
         request_id=request_id or None,
     )
@@ -111,7 +111,7 @@ def task_update_from_proto(message: tasks_pb2.Task, paths: list[str]) -> TaskUpd
         elif path == "priority":
             changes["priority"] = priority_from_proto("task.priority", message.priority)
         elif path == "due_time":
-            changes["due_at"] = optional_time(message, "due_time")
+            changes["due_at"] = optional_time(message, "due_time", "task.due_time")
         elif path == "labels":
             changes["labels"] = dict(message.labels)
         else:

@@ -13,7 +13,7 @@ from core.common.result import OperationResult
 from core.messaging.feed import EventFeed, Heartbeat, StreamEnded
 from server import auth
 from server.conversions import events as convert
-from server.conversions.common import InvalidRequest
+from server.conversions.common import InvalidRequest, from_duration
 from server.errors import rich_status
 
 MIN_HEARTBEAT_S, MAX_HEARTBEAT_S = 0.05, 3600.0
@@ -52,7 +52,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     def _heartbeat(self, request: events_pb2.SubscribeRequest) -> float:
         if not request.HasField("heartbeat_interval"):
             return self._heartbeat_s
-        seconds = request.heartbeat_interval.ToTimedelta().total_seconds()
+        seconds = from_duration(request.heartbeat_interval, "heartbeat_interval").total_seconds()
         if not MIN_HEARTBEAT_S <= seconds <= MAX_HEARTBEAT_S:
             raise InvalidRequest(
                 "heartbeat_interval", f"must be between {MIN_HEARTBEAT_S}s and {MAX_HEARTBEAT_S:.0f}s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,7 +45,11 @@ class ServerThread:
 
     def stop(self, grace: float = 0.5) -> None:
         if self.running is not None:
-            self.run(self.running.stop(grace))
+            try:
+                self.run(self.running.stop(grace))
+            except TimeoutError:
+                faulthandler.dump_traceback(all_threads=True)  # where the shutdown hangs
+                raise
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

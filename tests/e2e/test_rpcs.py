@@ -350,3 +350,41 @@ def test_storage_outages_are_retryable_statuses(
     stub = jobs_pb2_grpc.JobServiceStub(channel)
     result = failure(lambda: stub.GetJob(jobs_pb2.GetJobRequest(id=MISSING), metadata=MEMBER), code)
     assert "retry" in result.message
+
+
+def _far(seconds: int) -> Any:
+    from google.protobuf import timestamp_pb2
+
+    return timestamp_pb2.Timestamp(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (
+            jobs_pb2.Job(name="n", kind="k", schedule=jobs_pb2.Schedule(run_at=_far(10**12))),
+            "job.schedule.run_at",
+        ),
+        (
+            jobs_pb2.Job(
+                name="n", kind="k", schedule=jobs_pb2.Schedule(interval=duration_pb2.Duration(seconds=10**15))
+            ),
+            "job.schedule.interval",
+        ),
+        (
+            jobs_pb2.Job(
+                name="n",
+                kind="k",
+                payload=struct_pb2.Struct(fields={"x": struct_pb2.Value(number_value=float("nan"))}),
+            ),
+            "job.payload",
+        ),
+    ],
+    ids=["timestamp-out-of-range", "duration-out-of-range", "nan-in-payload"],
+)
+def test_unrepresentable_values_are_invalid_arguments(jobs: Any, request_: jobs_pb2.Job, field: str) -> None:
+    result = failure(
+        lambda: jobs.CreateJob(jobs_pb2.CreateJobRequest(job=request_), metadata=MEMBER),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert [v.field for v in result.field_violations] == [field]

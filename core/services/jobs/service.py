@@ -66,8 +66,10 @@ class JobService:
             schedule=job.schedule,
             retry_policy=job.retry_policy,
         )
-        if job.request_id is not None and not 0 < len(job.request_id) <= types.REQUEST_ID_MAX:
-            violations.append(FieldViolation("request_id", f"must be 1-{types.REQUEST_ID_MAX} characters"))
+        if job.request_id is not None:
+            violations += validation.text(
+                "request_id", job.request_id, max_length=types.REQUEST_ID_MAX, required=True
+            )
         if violations:
             return OperationResult.invalid(*violations)
         if not permissions.may_ever(actor, permissions.CREATE):
@@ -417,10 +419,11 @@ class JobService:
     def _by_status(
         self, actor: Actor, status: JobStatus, kinds: frozenset[str], limit: int
     ) -> OperationResult[list[Job]]:
+        violations = [v for kind in kinds for v in validation.text("kinds", kind, max_length=types.NAME_MAX)]
         if not 0 < limit <= pagination.MAX_PAGE_SIZE:
-            return OperationResult.invalid_argument(
-                "limit", f"must be between 1 and {pagination.MAX_PAGE_SIZE}"
-            )
+            violations.append(FieldViolation("limit", f"must be between 1 and {pagination.MAX_PAGE_SIZE}"))
+        if violations:
+            return OperationResult.invalid(*violations)
         if not permissions.may_ever(actor, permissions.READ):
             return OperationResult.success([])
         owner = actor.id if permissions.reads_only_own(actor) else None
@@ -756,6 +759,9 @@ def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationRe
 
 def _filter_violations(filters: JobFilters) -> Sequence[FieldViolation]:
     found = list(validation.labels("filter.labels", filters.labels))
+    found += validation.optional_text("filter.owner", filters.owner, max_length=types.NAME_MAX)
+    for kind in filters.kinds:
+        found += validation.text("filter.kinds", kind, max_length=types.NAME_MAX)
     if filters.created_after and filters.created_before and filters.created_after > filters.created_before:
         found.append(FieldViolation("filter.created_before", "must not be before created_after"))
     return found

@@ -8,7 +8,7 @@ import re
 import uuid
 import zoneinfo
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from croniter import croniter
@@ -82,6 +82,12 @@ class ScheduleKind(enum.StrEnum):
 
 
 MIN_INTERVAL = timedelta(seconds=1)
+MAX_INTERVAL = timedelta(days=366)
+# Instants a one-off schedule may name: far enough from the ends of the calendar that
+# arithmetic on them cannot overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_BACKOFF = timedelta(days=7)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,13 +127,18 @@ class Schedule:
                 yield FieldViolation(f"{field}.run_at", "is required for a one-off schedule")
             elif self.run_at.tzinfo is None:
                 yield FieldViolation(f"{field}.run_at", "must carry a time zone")
+            elif not EARLIEST <= self.run_at <= LATEST:
+                yield FieldViolation(f"{field}.run_at", f"must be between {EARLIEST.year} and {LATEST.year}")
         elif self.kind is ScheduleKind.CRON:
             if not self.cron or not _valid_cron(self.cron):
                 yield FieldViolation(f"{field}.cron", f"is not a valid cron expression: {self.cron!r}")
             if _zone(self.timezone) is None:
                 yield FieldViolation(f"{field}.timezone", f"is not an IANA time zone: {self.timezone!r}")
-        elif self.interval is None or self.interval < MIN_INTERVAL:
-            yield FieldViolation(f"{field}.interval", f"must be at least {MIN_INTERVAL.total_seconds():g}s")
+        elif self.interval is None or not MIN_INTERVAL <= self.interval <= MAX_INTERVAL:
+            yield FieldViolation(
+                f"{field}.interval",
+                f"must be between {MIN_INTERVAL.total_seconds():g}s and {MAX_INTERVAL.days} days",
+            )
 
     def first_fire(self, now: datetime) -> datetime:
         """When a job given this schedule at ``now`` first runs."""
@@ -154,8 +165,15 @@ _CRON_FIELDS = re.compile(r"^\S+(\s+\S+){4}$")
 
 
 def _valid_cron(expression: str) -> bool:
-    # Five fields only: seconds and years are not part of the contract.
-    return bool(_CRON_FIELDS.match(expression.strip())) and bool(croniter.is_valid(expression))
+    # Five fields only: seconds and years are not part of the contract. An expression that
+    # never fires (February 30th) is as useless as a malformed one.
+    if not _CRON_FIELDS.match(expression.strip()) or not croniter.is_valid(expression):
+        return False
+    try:
+        croniter(expression, EARLIEST).get_next(datetime)
+    except Exception:
+        return False
+    return True
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:
@@ -177,10 +195,14 @@ class RetryPolicy:
     def violations(self, field: str = "retry_policy") -> Iterator[FieldViolation]:
         """What is wrong with this policy, field by field."""
         yield from validation.int_range(f"{field}.max_attempts", self.max_attempts, 1, 100)
-        if self.initial_backoff <= timedelta(0):
-            yield FieldViolation(f"{field}.initial_backoff", "must be positive")
-        if self.max_backoff < self.initial_backoff:
-            yield FieldViolation(f"{field}.max_backoff", "must not be shorter than initial_backoff")
+        if not timedelta(0) < self.initial_backoff <= MAX_BACKOFF:
+            yield FieldViolation(
+                f"{field}.initial_backoff", f"must be positive and at most {MAX_BACKOFF.days} days"
+            )
+        if not self.initial_backoff <= self.max_backoff <= MAX_BACKOFF:
+            yield FieldViolation(
+                f"{field}.max_backoff", f"must be between initial_backoff and {MAX_BACKOFF.days} days"
+            )
         if not 1.0 <= self.multiplier <= 10.0:
             yield FieldViolation(f"{field}.multiplier", f"must be between 1 and 10 (got {self.multiplier})")
 

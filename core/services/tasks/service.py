@@ -144,6 +144,10 @@ class TaskService:
         """The tasks the actor may read that match ``filters``, one keyset page at a time."""
         filters = filters or TaskFilters()
         violations = list(validation.labels("filter.labels", filters.labels))
+        violations += validation.optional_text("filter.owner", filters.owner, max_length=types.ACTOR_ID_MAX)
+        violations += validation.optional_text(
+            "filter.assignee", filters.assignee, max_length=types.ACTOR_ID_MAX
+        )
         if filters.due_after and filters.due_before and filters.due_after > filters.due_before:
             violations.append(FieldViolation("filter.due_before", "must not be before due_after"))
         if violations:

@@ -108,6 +108,18 @@ class TestCreateJob:
             ),
             ({"retry_policy": RetryPolicy(multiplier=0.5)}, "retry_policy.multiplier"),
             ({"request_id": "r" * 201}, "request_id"),
+            ({"request_id": "r\x00"}, "request_id"),
+            ({"name": "a\x00b"}, "name"),
+            ({"labels": {"k": "v\x00"}}, "labels['k']"),
+            ({"payload": {"a": "\x00"}}, "payload"),
+            ({"schedule": Schedule.cron_expression("0 0 30 2 *")}, "schedule.cron"),
+            ({"schedule": Schedule.every(timedelta(days=400))}, "schedule.interval"),
+            ({"schedule": Schedule.once(datetime(9999, 1, 1, tzinfo=UTC))}, "schedule.run_at"),
+            (
+                {"retry_policy": RetryPolicy(initial_backoff=timedelta(days=30))},
+                "retry_policy.initial_backoff",
+            ),
+            ({"retry_policy": RetryPolicy(max_backoff=timedelta(days=30))}, "retry_policy.max_backoff"),
         ],
     )
     def test_invalid_fields_are_named_and_nothing_is_stored(
@@ -381,6 +393,15 @@ class TestListJobs:
         assert token
         result = service.list_jobs(member, JobFilters(kinds=frozenset({"x"})), page_size=1, page_token=token)
         assert_failed(result, ErrorCode.INVALID_ARGUMENT)
+
+    def test_text_filters_refuse_nul_characters(self, service: JobService, operator: Actor) -> None:
+        result = service.list_jobs(operator, JobFilters(owner="a\x00", kinds=frozenset({"k\x00"})))
+        assert_failed(result, ErrorCode.INVALID_ARGUMENT)
+        assert result.error is not None
+        assert {v.field for v in result.error.field_violations} == {"filter.owner", "filter.kinds"}
+        assert_failed(
+            service.get_pending_jobs(operator, kinds=frozenset({"\x00"})), ErrorCode.INVALID_ARGUMENT
+        )
 
     def test_bad_filters_are_invalid(self, service: JobService, member: Actor, clock: FakeClock) -> None:
         later = clock.now() + timedelta(days=1)

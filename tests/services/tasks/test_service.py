@@ -86,6 +86,8 @@ class TestCreateTask:
             ({"labels": {"-bad": "v"}}, "labels['-bad']"),
             ({"job_id": uuid.uuid4()}, "job_id"),
             ({"request_id": ""}, "request_id"),
+            ({"title": "a\x00"}, "title"),
+            ({"assignee": "carl\x00"}, "assignee"),
         ],
     )
     def test_invalid_fields_are_named_and_nothing_is_stored(
