@@ -14,7 +14,6 @@ from modules import errors
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "sqlite:///var/jobtask.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 

@@ -48,5 +48,3 @@ class FakeClock:
         with self._lock:
             self._now = instant
 
-
-ZERO = timedelta(0)

@@ -176,11 +176,6 @@ class EventFeed:
     def _shutting_down(self, delivered: int) -> OperationError:
         return _error(OperationResult.unavailable(self._closing or "unavailable", last_sequence=delivered))
 
-    @property
-    def subscribers(self) -> int:
-        """How many subscriptions are live."""
-        return len(self._live)
-
     async def _tail(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
