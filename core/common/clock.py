@@ -47,4 +47,3 @@ class FakeClock:
             raise ValueError("FakeClock needs a timezone-aware datetime")
         with self._lock:
             self._now = instant
-
