@@ -86,6 +86,10 @@ class Reactor:
             return 0
 
     def _batch(self, reaction: Reaction, *, poison: int | None) -> int:
+        # Look before taking a write transaction: most wake-ups find nothing new.
+        with self._uow(read_only=True) as look:
+            if look.positions.get(reaction.name) >= look.log.bounds()[1]:
+                return 0
         with self._uow() as work:
             position = work.positions.get(reaction.name)
             batch = work.log.read_after(position, self._batch_size)
