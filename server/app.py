@@ -153,7 +153,8 @@ class _Wake:
 
     async def wait(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.flag.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.flag.wait()
         self.flag.clear()
 
 

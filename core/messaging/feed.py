@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import logging
 import re
@@ -142,6 +141,7 @@ class EventFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: str | None = None
+        self._stopping = False
         self.position = 0
 
     async def start(self) -> None:
@@ -169,18 +169,25 @@ class EventFeed:
         for subscriber in list(self._live):
             subscriber.end(self._shutting_down)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Stop by flag, not only by cancellation: a cancellation that lands as the tail
+            # wakes up can be lost (asyncio.wait_for before Python 3.12).
+            self._stopping = True
+            self._wake.set()
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                self._task.cancel()
 
     def _shutting_down(self, delivered: int) -> OperationError:
         return _error(OperationResult.unavailable(self._closing or "unavailable", last_sequence=delivered))
 
     async def _tail(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        while not self._stopping:
+            await _wait(self._wake, self._poll_interval)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self._catch_up()
             except asyncio.CancelledError:
@@ -279,10 +286,22 @@ class EventFeed:
             if subscriber.ended is not None:
                 _raise(subscriber.ended(subscriber.delivered))
             subscriber.signal.clear()
-            try:
-                await asyncio.wait_for(subscriber.signal.wait(), heartbeat)
-            except TimeoutError:
+            if not await _wait(subscriber.signal, heartbeat):
                 yield Heartbeat(subscriber.position)
+
+
+async def _wait(signal: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``signal`` at most ``seconds``; True when it was set.
+
+    asyncio.timeout, unlike asyncio.wait_for before Python 3.12, never loses a
+    cancellation that arrives as the event is set.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await signal.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 def _error(result: OperationResult[Never]) -> OperationError:
