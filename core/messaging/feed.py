@@ -273,8 +273,11 @@ class EventFeed:
                     subscriber.delivered = event.sequence
                     yield event
             if not batch and subscriber.position < self.position:
-                # The tail read past what this read saw (a newer commit): read again.
-                await asyncio.sleep(0)
+                # Nothing after our position, yet the tail is further on: what lay between
+                # was pruned while we replayed (a commit the tail saw would be visible to us).
+                oldest, last = await self._bounds()
+                self._check_resume_point(subscriber.position, oldest, last)
+                await asyncio.sleep(0.01)
 
     async def _follow(self, subscriber: _Subscriber, heartbeat: float) -> AsyncIterator[Event | Heartbeat]:
         while True:

@@ -262,3 +262,31 @@ def test_a_failing_read_is_retried(world: World, caplog: pytest.LogCaptureFixtur
 def test_bad_type_patterns_are_refused() -> None:
     with pytest.raises(ValueError, match="invalid topic pattern"):
         EventFilter.of(types=["job .*"])
+
+
+def test_a_replay_overtaken_by_pruning_ends_out_of_range(world: World, clock: FakeClock) -> None:
+    """The log is pruned under a subscriber that is still replaying it."""
+    real = world.feed._read_after
+    replaying = False
+
+    async def pruned_meanwhile(after: int, limit: int) -> list[Event]:
+        if replaying:
+            with world.uow() as work:
+                work.log.prune(clock.now() + timedelta(seconds=1))  # everything
+                work.commit()
+        return await real(after, limit)
+
+    async def scenario() -> ErrorCode:
+        nonlocal replaying
+        world.make_jobs(5)
+        await world.feed.start()
+        world.make_jobs(2)
+        await asyncio.sleep(0.1)  # the tail has read up to 7
+        world.feed._read_after = pruned_meanwhile
+        replaying = True
+        with pytest.raises(StreamEnded) as ended:
+            await anext(world.feed.subscribe(OPS, EventFilter(), after_sequence=0))
+        await world.feed.close()
+        return ended.value.error.code
+
+    assert run(scenario) is ErrorCode.OUT_OF_RANGE
