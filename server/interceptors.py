@@ -3,6 +3,7 @@ permission check, and the catch-all that turns a bug into INTERNAL with a correl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -139,51 +140,43 @@ class CallInterceptor(_ServerInterceptor):
         auth.current_actor.set(actor)
         return correlation
 
-    @staticmethod
-    async def _outage(context: grpc.aio.ServicerContext[Any, Any], method: str, error: StorageError) -> None:
-        """The database is away or lost a race: a status the client can retry on."""
-        log.warning("%s: storage failed: %s", method, error)
-        if isinstance(error, StorageUnavailableError):
-            failure = OperationResult.unavailable("the database is unavailable; retry shortly")
-        else:
-            failure = OperationResult.failure(ErrorCode.ABORTED, "a concurrent change interfered; retry")
-        await _abort(context, failure.error)  # type: ignore[arg-type]
-
-    @staticmethod
-    async def _internal(context: grpc.aio.ServicerContext[Any, Any], method: str, correlation: str) -> None:
-        log.exception("unexpected error in %s (correlation id %s)", method, correlation)
-        await _abort(
-            context,
-            OperationResult.internal(
+    @contextlib.asynccontextmanager
+    async def _failures(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str, correlation: str
+    ) -> AsyncIterator[None]:
+        """Turn what escapes a servicer into a status: storage trouble is retryable
+        (UNAVAILABLE, ABORTED); anything else is logged and INTERNAL with the correlation id."""
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except StorageError as error:
+            log.warning("%s: storage failed: %s", method, error)
+            if isinstance(error, StorageUnavailableError):
+                failure = OperationResult.unavailable("the database is unavailable; retry shortly")
+            else:
+                failure = OperationResult.failure(ErrorCode.ABORTED, "a concurrent change interfered; retry")
+            await _abort(context, failure.error)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("unexpected error in %s (correlation id %s)", method, correlation)
+            internal = OperationResult.internal(
                 f"internal error (correlation id {correlation})", correlation_id=correlation
-            ).error,  # type: ignore[arg-type]
-        )
+            )
+            await _abort(context, internal.error)  # type: ignore[arg-type]
 
     def _guard_unary(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             correlation = await self._admit(method, context)
-            try:
+            async with self._failures(context, method, correlation):
                 return await inner(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except StorageError as error:
-                await self._outage(context, method, error)
-            except Exception:
-                await self._internal(context, method, correlation)
 
         return guarded
 
     def _guard_stream(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             correlation = await self._admit(method, context)
-            try:
+            async with self._failures(context, method, correlation):
                 async for response in inner(request, context):
                     yield response
-            except grpc.aio.AbortError:
-                raise
-            except StorageError as error:
-                await self._outage(context, method, error)
-            except Exception:
-                await self._internal(context, method, correlation)
 
         return guarded

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -72,13 +72,20 @@ def page_request(page_size: int, page_token: str, filter_fingerprint: str) -> Pa
     return PageRequest(size=size, after=after)
 
 
-def make_page(
-    rows: Sequence[T], request: PageRequest, key: uuid.UUID | None, filter_fingerprint: str
-) -> Page[T]:
-    """A page from ``rows`` fetched with one extra row to learn whether more follow.
+class Keyed(Protocol):
+    """Anything listed by keyset: its id is its position."""
 
-    ``key`` is the id of the last row kept on this page.
-    """
-    if len(rows) <= request.size or key is None:
-        return Page(items=list(rows[: request.size]))
-    return Page(items=list(rows[: request.size]), next_page_token=encode_token(key, filter_fingerprint))
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def make_page(rows: Sequence[K], request: PageRequest, filter_fingerprint: str) -> Page[K]:
+    """A page from ``rows`` fetched with one extra row to learn whether more follow;
+    the token names the id of the last row kept."""
+    items = list(rows[: request.size])
+    if len(rows) <= request.size:
+        return Page(items=items)
+    return Page(items=items, next_page_token=encode_token(items[-1].id, filter_fingerprint))

@@ -201,8 +201,7 @@ class JobService:
             return OperationResult.invalid_argument(exc.field, exc.description)
         with self._uow(read_only=True) as uow:
             rows = uow.jobs.list(actor.tenant, filters, after=request.after, limit=request.size + 1)
-        last = rows[request.size - 1].id if len(rows) > request.size else None
-        return OperationResult.success(pagination.make_page(rows, request, last, fingerprint))
+        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -445,8 +444,7 @@ class JobService:
             if job is None or not permissions.can_read(actor, job):
                 return OperationResult.not_found("job", job_id)
             runs = uow.jobs.runs(job_id, before=request.after, limit=request.size + 1)
-        last = runs[request.size - 1].id if len(runs) > request.size else None
-        return OperationResult.success(pagination.make_page(runs, request, last, fingerprint))
+        return OperationResult.success(pagination.make_page(runs, request, fingerprint))
 
     # -- schedule control ----------------------------------------------------------------
 
@@ -549,8 +547,7 @@ class JobService:
                 after=request.after,
                 limit=request.size + 1,
             )
-        last = rows[request.size - 1].id if len(rows) > request.size else None
-        return OperationResult.success(pagination.make_page(rows, request, last, fingerprint))
+        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
 
     def link_task(
         self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None

@@ -164,8 +164,7 @@ class TaskService:
             rows = uow.tasks.list(
                 actor.tenant, filters, reader=reader, after=request.after, limit=request.size + 1
             )
-        last = rows[request.size - 1].id if len(rows) > request.size else None
-        return OperationResult.success(pagination.make_page(rows, request, last, fingerprint))
+        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
 
     def get_subtasks(
         self, actor: Actor, task_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
