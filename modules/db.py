@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from core.messaging.events import Event
 from core.services.unit_of_work import BaseUnitOfWork, Publisher
 from modules import errors
+
+if TYPE_CHECKING:
+    from modules.event_store.repository import SqlAlchemyEventStore
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         super().__init__(publish=publish, read_only=read_only)
         self._engine = engine
         self._connection: Connection | None = None
+        self._store: SqlAlchemyEventStore | None = None
 
     def _begin(self) -> None:
         from modules.event_store.repository import SqlAlchemyEventStore, SqlAlchemyPositionStore
@@ -123,8 +129,18 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self._connection = connection
         self.jobs = SqlAlchemyJobRepository(connection)
         self.tasks = SqlAlchemyTaskRepository(connection)
-        self.log = SqlAlchemyEventStore(connection)
+        self._store = self.log = SqlAlchemyEventStore(connection)
         self.positions = SqlAlchemyPositionStore(connection)
+
+    def _store_and_commit(self, pending: Sequence[Event]) -> list[Event]:
+        assert self._connection is not None
+        if self._connection.dialect.name != "postgresql":
+            return super()._store_and_commit(pending)
+        assert self._store is not None
+        stored = self._store.store_and_commit(pending)
+        # The driver's transaction has ended; this only closes SQLAlchemy's record of it.
+        self._commit()
+        return stored
 
     def _commit(self) -> None:
         assert self._connection is not None

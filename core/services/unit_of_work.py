@@ -54,6 +54,8 @@ class BaseUnitOfWork:
 
     Subclasses provide ``_begin``, ``_commit``, ``_rollback``, ``_close`` and the
     repositories; storing events last keeps the sequence lock held for the shortest time.
+    A store that can take the sequences and commit in one step (one round trip, so no
+    lock every writer needs is held while this process runs) overrides ``_store_and_commit``.
     """
 
     jobs: JobRepository
@@ -86,8 +88,7 @@ class BaseUnitOfWork:
         """Store the recorded events, commit, then deliver them to the bus."""
         if self.read_only:
             raise RuntimeError("a read-only unit of work cannot commit changes")
-        stored = self.log.store(self.events.pending) if self.events.pending else []
-        self._commit()
+        stored = self._store_and_commit(self.events.pending)
         self._committed = True
         self.events = EventRecorder()
         if stored and self._publish is not None:
@@ -101,6 +102,11 @@ class BaseUnitOfWork:
         """Discard every change made so far."""
         self.events = EventRecorder()
         self._rollback()
+
+    def _store_and_commit(self, pending: Sequence[Event]) -> list[Event]:
+        stored = self.log.store(pending) if pending else []
+        self._commit()
+        return stored
 
     def _begin(self) -> None:
         raise NotImplementedError

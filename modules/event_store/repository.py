@@ -1,4 +1,11 @@
-"""SqlAlchemyEventStore: the append-only event log, ordered by a locked counter."""
+"""SqlAlchemyEventStore: the append-only event log, ordered by a locked counter.
+
+Sequences come from one counter row, locked from assignment until commit, so events
+become visible strictly in sequence order. On PostgreSQL the lock is taken, the events
+inserted and the transaction committed in one pipelined round trip
+(``store_and_commit``): the lock is held only while the server works, never while a
+client process runs or is paused.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, Row, Table, delete, exc, func, insert, select, update
 
 # The payload classes register their event types when their modules are imported.
 import core.services.jobs.types
@@ -47,6 +56,26 @@ class SqlAlchemyEventStore:
             stored = [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
             self._connection.execute(insert(event_rows), [event_values(event) for event in stored])
         return stored
+
+    def store_and_commit(self, events_: Sequence[Event]) -> list[Event]:
+        """PostgreSQL: take the sequences, insert, notify and commit in one round trip."""
+        raw = self._connection.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        try:
+            with raw.pipeline():
+                taken = raw.execute(_STORE_SQL, _store_params(events_)) if events_ else None
+                raw.commit()
+            last = taken.fetchone()[0] if taken is not None else 0  # type: ignore[index]
+        except psycopg.Error as error:
+            if raw.closed or raw.broken:
+                self._connection.invalidate(error)
+            with errors.translated():
+                raise exc.DBAPIError.instance(
+                    _STORE_SQL, None, error, psycopg.Error, connection_invalidated=raw.broken
+                ) from error
+            raise  # pragma: no cover - translated() re-raises every DBAPIError
+        first = last - len(events_) + 1
+        return [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
 
     def read_after(self, after_sequence: int, limit: int) -> list[Event]:
         """Committed events above ``after_sequence``, in sequence order."""
@@ -114,6 +143,44 @@ class SqlAlchemyPositionStore:
                 self._connection.execute(insert(positions).values(name=name, position=position))
                 return
         raise StaleVersionError("subscriber position", name, expected, current)
+
+
+# One statement takes the sequences (locking the counter row) and inserts the events in order;
+# NOTIFY rides along and reaches listeners on commit.
+_STORE_SQL = f"""
+WITH taken AS (
+    UPDATE event_counter SET last_sequence = last_sequence + %(n)s WHERE id = 1
+    RETURNING last_sequence
+), inserted AS (
+    INSERT INTO events
+        (sequence, id, type, occurred_at, tenant, actor_id, resource_id, job_id, correlation_id, payload)
+    SELECT taken.last_sequence - %(n)s + e.ord, e.id, e.type, e.occurred_at, e.tenant, e.actor_id,
+           e.resource_id, e.job_id, e.correlation_id, e.payload
+    FROM taken, unnest(
+        %(id)s::uuid[], %(type)s::text[], %(occurred_at)s::timestamptz[], %(tenant)s::text[],
+        %(actor_id)s::text[], %(resource_id)s::uuid[], %(job_id)s::uuid[], %(correlation_id)s::text[],
+        %(payload)s::jsonb[]
+    ) WITH ORDINALITY AS e(id, type, occurred_at, tenant, actor_id, resource_id, job_id,
+                           correlation_id, payload, ord)
+    RETURNING 1
+)
+SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', '') FROM taken
+"""
+
+
+def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
+    return {
+        "n": len(events_),
+        "id": [event.id for event in events_],
+        "type": [event.type for event in events_],
+        "occurred_at": [event.occurred_at for event in events_],
+        "tenant": [event.tenant for event in events_],
+        "actor_id": [event.actor_id for event in events_],
+        "resource_id": [event.resource_id for event in events_],
+        "job_id": [event.job_id for event in events_],
+        "correlation_id": [event.correlation_id for event in events_],
+        "payload": [Jsonb(events.encode_payload(event.payload)) for event in events_],
+    }
 
 
 def event_values(event: Event) -> dict[str, Any]:

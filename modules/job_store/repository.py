@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, insert, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -29,6 +29,29 @@ runs = cast("Table", JobRunRow.__table__)
 
 _UNIQUE = {"jobs.tenant, jobs.owner, jobs.request_id": "uq_jobs_request"}
 
+# The hot statements are built once with bound parameters, so each call only binds values
+# (SQLAlchemy compiles them once and finds them in its cache by identity).
+_GET = select(jobs).where(jobs.c.id == bindparam("match_id"), jobs.c.tenant == bindparam("match_tenant"))
+_INSERT = insert(jobs)
+_UNCHANGING = ("id", "tenant", "created_at", "owner", "request_id")
+_SAVE = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("match_id"), jobs.c.version == bindparam("match_version"))
+    .values({name: bindparam(name) for name in (c.name for c in jobs.columns) if name not in _UNCHANGING})
+)
+_INSERT_RUN = insert(runs)
+_SAVE_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("match_id"))
+    .values({name: bindparam(name) for name in (c.name for c in runs.columns) if name != "id"})
+)
+_OPEN_RUN = (
+    select(runs)
+    .where(runs.c.job_id == bindparam("match_job_id"), runs.c.status == RunStatus.RUNNING.value)
+    .order_by(runs.c.id.desc())
+    .limit(1)
+)
+
 
 class SqlAlchemyJobRepository:
     """Jobs and runs on one connection, inside the unit of work's transaction."""
@@ -42,7 +65,7 @@ class SqlAlchemyJobRepository:
 
     def get(self, tenant: str, job_id: uuid.UUID) -> Job | None:
         """The job, or None when absent in ``tenant``."""
-        row = self._execute(select(jobs).where(jobs.c.id == job_id, jobs.c.tenant == tenant)).first()
+        row = self._execute(_GET, {"match_id": job_id, "match_tenant": tenant}).first()
         return None if row is None else job_from_row(row)
 
     def get_by_request_id(self, tenant: str, owner: str, request_id: str) -> Job | None:
@@ -55,14 +78,15 @@ class SqlAlchemyJobRepository:
 
     def add(self, job: Job) -> None:
         """Insert a new job."""
-        self._execute(insert(jobs).values(job_values(job)))
+        self._execute(_INSERT, job_values(job))
 
     def save(self, job: Job, *, expected_version: int) -> None:
         """Write ``job`` over the row at ``expected_version``."""
         values = job_values(job)
-        del values["id"], values["tenant"], values["created_at"], values["owner"], values["request_id"]
-        statement = update(jobs).where(jobs.c.id == job.id, jobs.c.version == expected_version).values(values)
-        if self._execute(statement).rowcount != 1:
+        for name in _UNCHANGING:
+            del values[name]
+        values.update(match_id=job.id, match_version=expected_version)
+        if self._execute(_SAVE, values).rowcount != 1:
             raise StaleVersionError("job", job.id, expected_version, self._current_version(job.id))
 
     def delete(self, job: Job) -> None:
@@ -123,22 +147,17 @@ class SqlAlchemyJobRepository:
 
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""
-        self._execute(insert(runs).values(run_values(run)))
+        self._execute(_INSERT_RUN, run_values(run))
 
     def save_run(self, run: JobRun) -> None:
         """Replace a run."""
         values = run_values(run)
-        self._execute(update(runs).where(runs.c.id == run.id).values(values))
+        values["match_id"] = values.pop("id")
+        self._execute(_SAVE_RUN, values)
 
     def open_run(self, job_id: uuid.UUID) -> JobRun | None:
         """The run of ``job_id`` still RUNNING, if any."""
-        statement = (
-            select(runs)
-            .where(runs.c.job_id == job_id, runs.c.status == RunStatus.RUNNING.value)
-            .order_by(runs.c.id.desc())
-            .limit(1)
-        )
-        row = self._execute(statement).first()
+        row = self._execute(_OPEN_RUN, {"match_job_id": job_id}).first()
         return None if row is None else run_from_row(row)
 
     def runs(self, job_id: uuid.UUID, *, before: uuid.UUID | None, limit: int) -> Sequence[JobRun]:

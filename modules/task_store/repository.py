@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, func, insert, or_, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
@@ -17,6 +17,16 @@ tasks = cast("Table", TaskRow.__table__)
 
 _UNIQUE = {"tasks.tenant, tasks.owner, tasks.request_id": "uq_tasks_request"}
 
+# Hot statements built once with bound parameters (see modules/job_store/repository.py).
+_GET = select(tasks).where(tasks.c.id == bindparam("match_id"), tasks.c.tenant == bindparam("match_tenant"))
+_INSERT = insert(tasks)
+_UNCHANGING = ("id", "tenant", "owner", "parent_id", "created_at", "request_id")
+_SAVE = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("match_id"), tasks.c.version == bindparam("match_version"))
+    .values({name: bindparam(name) for name in (c.name for c in tasks.columns) if name not in _UNCHANGING})
+)
+
 
 class SqlAlchemyTaskRepository:
     """Tasks on one connection, inside the unit of work's transaction."""
@@ -24,13 +34,13 @@ class SqlAlchemyTaskRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def _execute(self, statement: Any) -> Any:
+    def _execute(self, statement: Any, parameters: Any = None) -> Any:
         with errors.translated(_UNIQUE):
-            return self._connection.execute(statement)
+            return self._connection.execute(statement, parameters)
 
     def get(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         """The task, or None when absent in ``tenant``."""
-        row = self._execute(select(tasks).where(tasks.c.id == task_id, tasks.c.tenant == tenant)).first()
+        row = self._execute(_GET, {"match_id": task_id, "match_tenant": tenant}).first()
         return None if row is None else task_from_row(row)
 
     def get_by_request_id(self, tenant: str, owner: str, request_id: str) -> Task | None:
@@ -43,17 +53,15 @@ class SqlAlchemyTaskRepository:
 
     def add(self, task: Task) -> None:
         """Insert a new task."""
-        self._execute(insert(tasks).values(task_values(task)))
+        self._execute(_INSERT, task_values(task))
 
     def save(self, task: Task, *, expected_version: int) -> None:
         """Write ``task`` over the row at ``expected_version``."""
         values = task_values(task)
-        for fixed in ("id", "tenant", "owner", "parent_id", "created_at", "request_id"):
-            del values[fixed]
-        statement = (
-            update(tasks).where(tasks.c.id == task.id, tasks.c.version == expected_version).values(values)
-        )
-        if self._execute(statement).rowcount != 1:
+        for name in _UNCHANGING:
+            del values[name]
+        values.update(match_id=task.id, match_version=expected_version)
+        if self._execute(_SAVE, values).rowcount != 1:
             raise StaleVersionError("task", task.id, expected_version, self._current_version(task.id))
 
     def delete(self, task: Task) -> None:
