@@ -32,8 +32,7 @@ from modules import db, locks
 from modules.event_store.relay import PostgresEventRelay
 from server import auth
 from server.config import Settings
-from server.interceptors import CallInterceptor
-from server.servicers.base import off_the_loop
+from server.interceptors import CallGuard
 from server.servicers.events import EventServicer
 from server.servicers.jobs import JobServicer
 from server.servicers.tasks import TaskServicer
@@ -193,17 +192,15 @@ async def _prune_periodically(app: Application) -> None:
 
 async def start_server(app: Application, listen: str | None = None) -> RunningServer:
     """Build and start the server on ``listen`` (the settings' address by default; port 0 picks one)."""
-    server = grpc.aio.server(
-        interceptors=[CallInterceptor(app.authenticator)],
-        options=[("grpc.so_reuseport", 0)],
-    )
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    guard = CallGuard(app.authenticator, app.executor)
     jobs_servicer = JobServicer(jobs=app.jobs, authenticator=app.authenticator)
     tasks_servicer = TaskServicer(tasks=app.tasks, authenticator=app.authenticator)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        off_the_loop(jobs_servicer, JOB_SERVICE, app.executor), server
+        guard.unary_handlers(jobs_servicer, JOB_SERVICE), server
     )
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        off_the_loop(tasks_servicer, TASK_SERVICE, app.executor), server
+        guard.unary_handlers(tasks_servicer, TASK_SERVICE), server
     )
     feed = EventFeed(
         read_after=lambda after, limit: app.blocking(app.read_events, after, limit),
@@ -215,9 +212,11 @@ async def start_server(app: Application, listen: str | None = None) -> RunningSe
     reactions_due = _Wake()
     app.bus.subscribe("*", lambda _: feed.wake())
     app.bus.subscribe("*", reactions_due)
+    events_servicer = EventServicer(
+        feed=feed, authenticator=app.authenticator, heartbeat_s=app.settings.heartbeat_s
+    )
     events_pb2_grpc.add_EventServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        EventServicer(feed=feed, authenticator=app.authenticator, heartbeat_s=app.settings.heartbeat_s),
-        server,
+        guard.stream_handlers(events_servicer, EVENT_SERVICE), server
     )
     relay = None
     if app.engine.dialect.name == "postgresql":

@@ -1,16 +1,20 @@
-"""The interceptor every jobtask call passes: correlation id, authentication, the early
+"""The guard every jobtask call passes: correlation id, authentication, the early
 permission check, and the catch-all that turns a bug into INTERNAL with a correlation id."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import contextvars
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 
 from core.common import context as core_context
 from core.common.actor import Actor
@@ -19,7 +23,7 @@ from core.common.result import ErrorCode, OperationError, OperationResult
 from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions as task_permissions
 from server import auth
-from server.errors import rich_status
+from server.errors import rich_status, set_failure
 
 log = logging.getLogger(__name__)
 
@@ -88,95 +92,111 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: OperationEr
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
 
 
-if TYPE_CHECKING:
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _ServerInterceptor = grpc.aio.ServerInterceptor
+class CallGuard:
+    """Admits every jobtask call and guards it: correlation id, authentication, the early
+    permission check, and the catch-all that turns what escapes a servicer into a status.
 
+    Handlers are built once per method, not per call. A unary call is admitted and served
+    in one hop to a worker thread (its status set on the context, so nothing awaits on the
+    event loop for it); a stream is admitted on the loop. Health and reflection are not
+    guarded: they are registered without it.
+    """
 
-class CallInterceptor(_ServerInterceptor):
-    """Authenticates every jobtask call and guards it; health and reflection pass untouched."""
-
-    def __init__(self, authenticator: auth.Authenticator) -> None:
+    def __init__(self, authenticator: auth.Authenticator, executor: Executor) -> None:
         self._authenticator = authenticator
+        self._executor = executor
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(PROTECTED_PREFIX):
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # pragma: no cover - jobtask has no client-streaming RPCs
+    def unary_handlers(self, servicer: object, service: ServiceDescriptor) -> object:
+        """An object with an async method per RPC of ``service`` that runs ``servicer``'s
+        synchronous method on the worker threads, behind the guard."""
+        adapter = type(f"Guarded{type(servicer).__name__}", (), {})()
+        for rpc in service.methods:
+            method = f"/{service.full_name}/{rpc.name}"
+            empty = message_factory.GetMessageClass(rpc.output_type)
+            setattr(adapter, rpc.name, self._unary(method, getattr(servicer, rpc.name), empty))
+        return adapter
 
-    async def _admit(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        """Set the correlation id and the actor for this call, or abort it."""
-        metadata = dict(context.invocation_metadata() or ())
-        supplied = metadata.get(CORRELATION_HEADER)
+    def stream_handlers(self, servicer: object, service: ServiceDescriptor) -> object:
+        """An object with an async generator per RPC of ``service``, behind the guard."""
+        adapter = type(f"Guarded{type(servicer).__name__}", (), {})()
+        for rpc in service.methods:
+            method = f"/{service.full_name}/{rpc.name}"
+            setattr(adapter, rpc.name, self._stream(method, getattr(servicer, rpc.name)))
+        return adapter
+
+    def admit(self, method: str, metadata: Any) -> str:
+        """Set the correlation id and the actor of this call; raise Refused otherwise."""
+        headers = metadata or ()
+        supplied = next((value for key, value in headers if key == CORRELATION_HEADER), None)
         correlation = supplied if isinstance(supplied, str) and 0 < len(supplied) <= 200 else uuid.uuid4().hex
         core_context.correlation_id.set(correlation)
         try:
-            actor = self._authenticator.authenticate(context.invocation_metadata())
+            actor = self._authenticator.authenticate(headers)
         except auth.Unauthenticated as exc:
-            await _abort(context, OperationResult.unauthenticated(str(exc)).error)  # type: ignore[arg-type]
-            raise AssertionError("unreachable: abort raises") from exc
+            raise Refused(OperationResult.unauthenticated(str(exc)).error) from None  # type: ignore[arg-type]
         refusal = early_refusal(method, actor)
         if refusal is not None:
-            await _abort(context, refusal)
+            raise Refused(refusal)
         auth.current_actor.set(actor)
         return correlation
 
-    @contextlib.asynccontextmanager
-    async def _failures(
-        self, context: grpc.aio.ServicerContext[Any, Any], method: str, correlation: str
-    ) -> AsyncIterator[None]:
-        """Turn what escapes a servicer into a status: storage trouble is retryable
-        (UNAVAILABLE, ABORTED); anything else is logged and INTERNAL with the correlation id."""
-        try:
-            yield
-        except grpc.aio.AbortError:
-            raise
-        except StorageError as error:
+    @staticmethod
+    def failure(method: str, correlation: str | None, error: Exception) -> OperationError:
+        """The status for what escaped a servicer: storage trouble is retryable (UNAVAILABLE,
+        ABORTED); anything else is logged and INTERNAL with the correlation id only."""
+        if isinstance(error, Refused):
+            return error.error
+        if isinstance(error, StorageError):
             log.warning("%s: storage failed: %s", method, error)
             if isinstance(error, StorageUnavailableError):
-                failure = OperationResult.unavailable("the database is unavailable; retry shortly")
+                failed = OperationResult.unavailable("the database is unavailable; retry shortly")
             else:
-                failure = OperationResult.failure(ErrorCode.ABORTED, "a concurrent change interfered; retry")
-            await _abort(context, failure.error)  # type: ignore[arg-type]
-        except Exception:
-            log.exception("unexpected error in %s (correlation id %s)", method, correlation)
-            internal = OperationResult.internal(
-                f"internal error (correlation id {correlation})", correlation_id=correlation
-            )
-            await _abort(context, internal.error)  # type: ignore[arg-type]
+                failed = OperationResult.failure(ErrorCode.ABORTED, "a concurrent change interfered; retry")
+            return failed.error  # type: ignore[return-value]
+        log.error("unexpected error in %s (correlation id %s)", method, correlation, exc_info=error)
+        internal = OperationResult.internal(
+            f"internal error (correlation id {correlation})", correlation_id=correlation
+        )
+        return internal.error  # type: ignore[return-value]
 
-    def _guard_unary(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            correlation = await self._admit(method, context)
-            async with self._failures(context, method, correlation):
-                return await inner(request, context)
+    def _unary(self, method: str, inner: Callable[..., Any], empty: type[Any]) -> Callable[..., Any]:
+        def run(request: Any, context: Any) -> Any:
+            correlation = None
+            try:
+                correlation = self.admit(method, context.invocation_metadata())
+                return inner(request, context)
+            except Exception as error:
+                set_failure(context, self.failure(method, correlation, error))
+                return empty()
+
+        executor = self._executor
+
+        async def guarded(request: Any, context: Any) -> Any:
+            # A fresh context per call: the correlation id and actor set in the worker thread
+            # belong to this call alone.
+            call = contextvars.Context().run
+            return await asyncio.get_running_loop().run_in_executor(executor, call, run, request, context)
 
         return guarded
 
-    def _guard_stream(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
+    def _stream(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            correlation = await self._admit(method, context)
-            async with self._failures(context, method, correlation):
+            correlation = None
+            try:
+                correlation = self.admit(method, context.invocation_metadata())
                 async for response in inner(request, context):
                     yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await _abort(context, self.failure(method, correlation, error))
 
         return guarded
+
+
+class Refused(Exception):
+    """A call refused before its servicer ran."""
+
+    def __init__(self, error: OperationError) -> None:
+        super().__init__(error.message)
+        self.error = error

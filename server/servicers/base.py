@@ -1,15 +1,10 @@
-"""What every servicer shares: identifying the actor, answering results, running off the loop."""
+"""What every servicer shares: identifying the actor and answering results."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
 from core.common.actor import Actor
@@ -48,23 +43,3 @@ class Servicer:
             return result.value
         set_failure(context, error)
         return empty()
-
-
-def off_the_loop(servicer: object, service: ServiceDescriptor, executor: Executor) -> object:
-    """An object with an async method per RPC of ``service`` that runs ``servicer``'s in ``executor``.
-
-    The context (actor, correlation id) is copied into the worker thread.
-    """
-
-    def bind(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        async def call(request: Any, context: Any) -> Any:
-            run = contextvars.copy_context().run
-            return await asyncio.get_running_loop().run_in_executor(executor, run, method, request, context)
-
-        return call
-
-    adapter = type(f"Async{type(servicer).__name__}", (), {})()
-    for rpc in service.methods:
-        setattr(adapter, rpc.name, bind(getattr(servicer, rpc.name)))
-    return adapter
