@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from core.common import context
 from core.messaging.events import Event
 from core.services.unit_of_work import BaseUnitOfWork, Publisher
 from modules import errors
@@ -21,9 +23,50 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+DEFAULT_STATEMENT_TIMEOUT_S = 15.0
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Bounds on every wait in the database, so no stall is unbounded (PostgreSQL).
+
+    ``statement``: longest a statement may run; ``lock``: longest a statement waits for a
+    row another transaction holds; ``idle_in_transaction``: longest a transaction may sit
+    waiting for its client (a paused or partitioned replica) before the server ends it and
+    releases its locks; ``connect``: to open a connection. Dead peers are found by TCP
+    keepalives and ``tcp_user_timeout`` within ``connect`` seconds or so.
+    """
+
+    statement_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+    lock_s: float = 2.0
+    idle_in_transaction_s: float = 5.0
+    connect_s: float = 5.0
+
+    def postgres_connect_args(self) -> dict[str, Any]:
+        """libpq connection parameters that apply these bounds to every session."""
+        options = " ".join(
+            f"-c {name}={max(1, int(seconds * 1000))}"
+            for name, seconds in (
+                ("statement_timeout", self.statement_s),
+                ("lock_timeout", self.lock_s),
+                ("idle_in_transaction_session_timeout", self.idle_in_transaction_s),
+            )
+        )
+        keepalive_s = max(1, int(self.connect_s))
+        return {
+            "connect_timeout": max(1, int(self.connect_s)),
+            "keepalives": 1,
+            "keepalives_idle": keepalive_s,
+            "keepalives_interval": max(1, keepalive_s // 3),
+            "keepalives_count": 3,
+            "tcp_user_timeout": keepalive_s * 2000,
+            "options": options,
+        }
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, timeouts: Timeouts | None = None
+) -> Engine:
     """An engine for ``url``: SQLite (a file, WAL, busy timeout) or PostgreSQL via psycopg 3."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -60,6 +103,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_recycle=1800,
+            connect_args=(timeouts or Timeouts()).postgres_connect_args(),
         )
     raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
 
@@ -103,11 +147,23 @@ def _alembic(engine: Engine, direction: str, revision: str) -> None:
 
 
 class SqlAlchemyUnitOfWork(BaseUnitOfWork):
-    """One database transaction over the job, task and event repositories."""
+    """One database transaction over the job, task and event repositories.
 
-    def __init__(self, engine: Engine, *, publish: Publisher | None = None, read_only: bool = False) -> None:
+    On PostgreSQL a write transaction of a call with a deadline nearer than the statement
+    timeout gets that deadline as its own statement timeout.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        publish: Publisher | None = None,
+        read_only: bool = False,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    ) -> None:
         super().__init__(publish=publish, read_only=read_only)
         self._engine = engine
+        self._statement_timeout_s = statement_timeout_s
         self._connection: Connection | None = None
         self._store: SqlAlchemyEventStore | None = None
 
@@ -126,6 +182,11 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
                 if connection.dialect.name == "postgresql":
                     connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.begin()
+            if not self.read_only and connection.dialect.name == "postgresql":
+                remaining = context.time_remaining()
+                if remaining is not None and remaining < self._statement_timeout_s:
+                    milliseconds = max(1, int(remaining * 1000))
+                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
         self._connection = connection
         self.jobs = SqlAlchemyJobRepository(connection)
         self.tasks = SqlAlchemyTaskRepository(connection)
@@ -160,13 +221,21 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
 class SqlAlchemyUnitOfWorkFactory:
     """Opens SqlAlchemyUnitOfWorks on one engine, delivering committed events to ``publish``."""
 
-    def __init__(self, engine: Engine, *, publish: Publisher | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, publish: Publisher | None = None, timeouts: Timeouts | None = None
+    ) -> None:
         self.engine = engine
         self._publish = publish
+        self._statement_timeout_s = (timeouts or Timeouts()).statement_s
 
     def __call__(self, *, read_only: bool = False) -> SqlAlchemyUnitOfWork:
         """A new unit of work."""
-        return SqlAlchemyUnitOfWork(self.engine, publish=self._publish, read_only=read_only)
+        return SqlAlchemyUnitOfWork(
+            self.engine,
+            publish=self._publish,
+            read_only=read_only,
+            statement_timeout_s=self._statement_timeout_s,
+        )
 
 
 def ping(engine: Engine) -> None:

@@ -15,6 +15,9 @@ _CONSTRAINT = re.compile(r"(uq_[a-z_]+|fk_[a-z_]+|pk_[a-z_]+)")
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)")
 # SQLSTATEs meaning "the transaction lost a race; retry": serialization failure, deadlock.
 _RETRYABLE_SQLSTATE = {"40001", "40P01"}
+# SQLSTATEs meaning "the database could not serve this in time or at all": statement or lock
+# timeout, a session ended by the server (idle in transaction, shutdown), too many connections.
+_UNAVAILABLE_SQLSTATE = {"57014", "55P03", "25P03", "57P01", "57P02", "57P03", "53300"}
 
 
 @contextlib.contextmanager
@@ -33,12 +36,20 @@ def translated(unique_by_columns: dict[str, str] | None = None) -> Iterator[None
         message = str(error.orig)
         if sqlstate in _RETRYABLE_SQLSTATE or "database is locked" in message:
             raise ConcurrencyError(message) from error
-        if error.connection_invalidated or sqlstate is None or sqlstate.startswith("08"):
+        if (
+            error.connection_invalidated
+            or sqlstate is None
+            or sqlstate.startswith("08")
+            or sqlstate in _UNAVAILABLE_SQLSTATE
+        ):
             raise StorageUnavailableError(message) from error
         raise
     except exc.DBAPIError as error:
-        if getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATE:
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if sqlstate in _RETRYABLE_SQLSTATE:
             raise ConcurrencyError(str(error.orig)) from error
+        if sqlstate in _UNAVAILABLE_SQLSTATE or error.connection_invalidated:
+            raise StorageUnavailableError(str(error.orig)) from error
         raise
 
 

@@ -11,6 +11,7 @@ import sys
 
 from modules import db
 from server import app, config, logs
+from server import processes as server_processes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
             engine.dispose()
             print(f"migrated {engine.url.render_as_string(hide_password=True)}")
             return 0
+        settings.check()
+        processes = settings.process_count()
+        if processes > 1:
+            return server_processes.serve(settings, processes=processes)
         asyncio.run(app.serve(settings))
     except config.ConfigError as exc:
         print(f"jobtask: {exc}", file=sys.stderr)

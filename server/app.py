@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from jobtask.v1 import events_pb2, events_pb2_grpc, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from core.common.clock import SystemClock
 from core.messaging.bus import MessageBus
@@ -98,10 +99,11 @@ def build_application(settings: Settings) -> Application:
     """Check the settings, connect and migrate the database, and build the services."""
     settings.check()
     authenticator = auth.Authenticator(settings.auth_mode, jwt_settings=settings.jwt_settings())
-    engine = db.make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    timeouts = settings.db_timeouts()
+    engine = db.make_engine(settings.database_url, pool_size=settings.db_pool_size, timeouts=timeouts)
     db.migrate(engine)
     bus = MessageBus()
-    uow = db.SqlAlchemyUnitOfWorkFactory(engine, publish=bus.publish)
+    uow = db.SqlAlchemyUnitOfWorkFactory(engine, publish=bus.publish, timeouts=timeouts)
     jobs, tasks = JobService(uow=uow), TaskService(uow=uow)
     return Application(
         settings=settings,
@@ -190,9 +192,14 @@ async def _prune_periodically(app: Application) -> None:
         await asyncio.sleep(PRUNE_EVERY_S)
 
 
-async def start_server(app: Application, listen: str | None = None) -> RunningServer:
-    """Build and start the server on ``listen`` (the settings' address by default; port 0 picks one)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+async def start_server(
+    app: Application, listen: str | None = None, *, reuse_port: bool = False
+) -> RunningServer:
+    """Build and start the server on ``listen`` (the settings' address by default; port 0 picks one).
+
+    ``reuse_port`` lets several processes serve one port (server/processes.py).
+    """
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if reuse_port else 0)])
     guard = CallGuard(app.authenticator, app.executor)
     jobs_servicer = JobServicer(jobs=app.jobs, authenticator=app.authenticator)
     tasks_servicer = TaskServicer(tasks=app.tasks, authenticator=app.authenticator)
@@ -251,27 +258,34 @@ async def start_server(app: Application, listen: str | None = None) -> RunningSe
     )
 
 
-async def serve(settings: Settings) -> None:
+def announce(settings: Settings, port: int, processes: str = "one process") -> None:
+    """Log where the server listens; in header mode also tell a person how to call it."""
+    host = settings.listen.rsplit(":", 1)[0]
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    log.info(
+        "jobtask listening on %s:%d (%s, database %s, %s authentication)",
+        host,
+        port,
+        processes,
+        database,
+        settings.auth_mode,
+    )
+    if settings.auth_mode is auth.AuthMode.HEADERS:
+        print(
+            f"jobtask is serving on {host}:{port} with database {database}\n"
+            "identity: send the headers x-actor-id, x-actor-tenant and x-actor-roles "
+            "(e.g. -H 'x-actor-id: ann' -H 'x-actor-tenant: acme' -H 'x-actor-roles: operator')",
+            flush=True,
+        )
+
+
+async def serve(settings: Settings, *, reuse_port: bool = False, announced: bool = False) -> None:
     """Run until SIGTERM or SIGINT, then drain within the grace period."""
     app = build_application(settings)
     try:
-        running = await start_server(app)
-        host = settings.listen.rsplit(":", 1)[0]
-        log.info(
-            "jobtask listening on %s:%d (database %s, %s authentication)",
-            host,
-            running.port,
-            app.engine.url.render_as_string(hide_password=True),
-            settings.auth_mode,
-        )
-        if settings.auth_mode is auth.AuthMode.HEADERS:
-            print(
-                f"jobtask is serving on {host}:{running.port} with database "
-                f"{app.engine.url.render_as_string(hide_password=True)}\n"
-                "identity: send the headers x-actor-id, x-actor-tenant and x-actor-roles "
-                "(e.g. -H 'x-actor-id: ann' -H 'x-actor-tenant: acme' -H 'x-actor-roles: operator')",
-                flush=True,
-            )
+        running = await start_server(app, reuse_port=reuse_port)
+        if not announced:
+            announce(settings, running.port)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

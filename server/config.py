@@ -9,7 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from modules.db import Timeouts
 from server.auth import AuthMode, JwtSettings
+
+db_defaults = Timeouts()
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobtask.db"
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -40,6 +43,27 @@ class Settings:
     heartbeat_s: float = 15.0
     subscriber_buffer: int = 1000
     scheduler_interval_s: float = 1.0
+    processes: int = 0
+    db_statement_timeout_s: float = db_defaults.statement_s
+    db_lock_timeout_s: float = db_defaults.lock_s
+    db_idle_in_transaction_timeout_s: float = db_defaults.idle_in_transaction_s
+    db_connect_timeout_s: float = db_defaults.connect_s
+
+    def db_timeouts(self) -> Timeouts:
+        """The bounds on database waits."""
+        return Timeouts(
+            statement_s=self.db_statement_timeout_s,
+            lock_s=self.db_lock_timeout_s,
+            idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
+            connect_s=self.db_connect_timeout_s,
+        )
+
+    def process_count(self) -> int:
+        """How many server processes to run: ``processes``, or by default one per core on
+        PostgreSQL and one on SQLite (whose live events do not cross processes)."""
+        if self.processes > 0:
+            return self.processes
+        return 1 if is_sqlite(self.database_url) else max(1, os.cpu_count() or 1)
 
     def jwt_settings(self) -> JwtSettings | None:
         """How tokens are verified, from the secret or the public key file."""
@@ -77,6 +101,23 @@ class Settings:
             )
         if any(a.lower() == "none" for a in self.jwt_algorithms):
             raise ConfigError("the JWT algorithm 'none' is never accepted")
+        if self.processes < 0:
+            raise ConfigError("--processes must be 0 (automatic) or more")
+        if self.processes > 1 and is_sqlite(self.database_url):
+            raise ConfigError(
+                "SQLite serves from one process (live events do not cross processes, and SQLite "
+                "has one writer anyway): use --processes 1, or PostgreSQL for more"
+            )
+        for name in ("db_statement_timeout_s", "db_lock_timeout_s", "db_idle_in_transaction_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-').removesuffix('-s')} must be positive")
+        if self.db_connect_timeout_s < 1:
+            raise ConfigError("--db-connect-timeout must be at least 1 second")
+
+
+def is_sqlite(database_url: str) -> bool:
+    """True for an SQLite database URL."""
+    return database_url.startswith("sqlite")
 
 
 def is_loopback(listen: str) -> bool:
@@ -108,6 +149,11 @@ ENV = {
     "heartbeat_s": "JOBTASK_HEARTBEAT",
     "subscriber_buffer": "JOBTASK_SUBSCRIBER_BUFFER",
     "scheduler_interval_s": "JOBTASK_SCHEDULER_INTERVAL",
+    "processes": "JOBTASK_PROCESSES",
+    "db_statement_timeout_s": "JOBTASK_DB_STATEMENT_TIMEOUT",
+    "db_lock_timeout_s": "JOBTASK_DB_LOCK_TIMEOUT",
+    "db_idle_in_transaction_timeout_s": "JOBTASK_DB_IDLE_IN_TRANSACTION_TIMEOUT",
+    "db_connect_timeout_s": "JOBTASK_DB_CONNECT_TIMEOUT",
 }
 
 
@@ -147,6 +193,14 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
     flag("heartbeat_s", "seconds a silent event stream waits before a heartbeat")
     flag("subscriber_buffer", "events a subscriber may fall behind before its stream is cut")
     flag("scheduler_interval_s", "seconds between scheduler steps")
+    flag("processes", "server processes sharing the port (0: one per core on PostgreSQL, one on SQLite)")
+    flag("db_statement_timeout_s", "seconds a database statement may run")
+    flag("db_lock_timeout_s", "seconds a statement may wait for a row another transaction holds")
+    flag(
+        "db_idle_in_transaction_timeout_s",
+        "seconds the database keeps a transaction whose client went silent (PostgreSQL)",
+    )
+    flag("db_connect_timeout_s", "seconds to connect to the database; also bounds dead-peer detection")
 
 
 def from_arguments(args: argparse.Namespace) -> Settings:
@@ -173,6 +227,11 @@ def from_arguments(args: argparse.Namespace) -> Settings:
             heartbeat_s=float(args.heartbeat_s),
             subscriber_buffer=int(args.subscriber_buffer),
             scheduler_interval_s=float(args.scheduler_interval_s),
+            processes=int(args.processes),
+            db_statement_timeout_s=float(args.db_statement_timeout_s),
+            db_lock_timeout_s=float(args.db_lock_timeout_s),
+            db_idle_in_transaction_timeout_s=float(args.db_idle_in_transaction_timeout_s),
+            db_connect_timeout_s=float(args.db_connect_timeout_s),
         )
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc

@@ -163,6 +163,7 @@ class CallGuard:
         def run(request: Any, context: Any) -> Any:
             correlation = None
             try:
+                core_context.set_time_remaining(context.time_remaining())
                 correlation = self.admit(method, context.invocation_metadata())
                 return inner(request, context)
             except Exception as error:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
+from core.common import context
+from core.common.errors import StorageUnavailableError
 from core.messaging.events import Event
 from core.messaging.log import EventRecorder, EventStore, PositionStore
 
@@ -88,6 +90,10 @@ class BaseUnitOfWork:
         """Store the recorded events, commit, then deliver them to the bus."""
         if self.read_only:
             raise RuntimeError("a read-only unit of work cannot commit changes")
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            # The caller has given up: a change it can no longer learn about must not happen.
+            raise StorageUnavailableError("the call's deadline passed before its change committed")
         stored = self._store_and_commit(self.events.pending)
         self._committed = True
         self.events = EventRecorder()

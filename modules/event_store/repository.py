@@ -9,12 +9,12 @@ client process runs or is paused.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Row, Table, delete, exc, func, insert, select, update
 
 # The payload classes register their event types when their modules are imported.
@@ -58,22 +58,33 @@ class SqlAlchemyEventStore:
         return stored
 
     def store_and_commit(self, events_: Sequence[Event]) -> list[Event]:
-        """PostgreSQL: take the sequences, insert, notify and commit in one round trip."""
+        """PostgreSQL: take the sequences, insert, notify and commit in one message.
+
+        The statement and COMMIT travel as one simple-protocol query (parameters bound
+        client-side, quoted by the driver), so the server runs both without waiting for
+        this process: the counter's lock is never held while a Python thread waits.
+        """
         raw = self._connection.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         try:
-            with raw.pipeline():
-                taken = raw.execute(_STORE_SQL, _store_params(events_)) if events_ else None
+            if events_:
+                cursor = psycopg.ClientCursor(raw)
+                cursor.execute(_STORE_AND_COMMIT_SQL, _store_params(events_))
+                row = cursor.fetchone()
+                assert row is not None
+                last = int(row[0])
+            else:
                 raw.commit()
-            last = taken.fetchone()[0] if taken is not None else 0  # type: ignore[index]
         except psycopg.Error as error:
             if raw.closed or raw.broken:
                 self._connection.invalidate(error)
             with errors.translated():
                 raise exc.DBAPIError.instance(
-                    _STORE_SQL, None, error, psycopg.Error, connection_invalidated=raw.broken
+                    _STORE_AND_COMMIT_SQL, None, error, psycopg.Error, connection_invalidated=raw.broken
                 ) from error
             raise  # pragma: no cover - translated() re-raises every DBAPIError
+        if not events_:
+            return []
         first = last - len(events_) + 1
         return [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
 
@@ -146,8 +157,9 @@ class SqlAlchemyPositionStore:
 
 
 # One statement takes the sequences (locking the counter row) and inserts the events in order;
-# NOTIFY rides along and reaches listeners on commit.
-_STORE_SQL = f"""
+# NOTIFY rides along and reaches listeners on commit, which follows in the same message. The
+# events travel as one JSON document: a single literal to quote.
+_STORE_AND_COMMIT_SQL = f"""
 WITH taken AS (
     UPDATE event_counter SET last_sequence = last_sequence + %(n)s WHERE id = 1
     RETURNING last_sequence
@@ -156,31 +168,34 @@ WITH taken AS (
         (sequence, id, type, occurred_at, tenant, actor_id, resource_id, job_id, correlation_id, payload)
     SELECT taken.last_sequence - %(n)s + e.ord, e.id, e.type, e.occurred_at, e.tenant, e.actor_id,
            e.resource_id, e.job_id, e.correlation_id, e.payload
-    FROM taken, unnest(
-        %(id)s::uuid[], %(type)s::text[], %(occurred_at)s::timestamptz[], %(tenant)s::text[],
-        %(actor_id)s::text[], %(resource_id)s::uuid[], %(job_id)s::uuid[], %(correlation_id)s::text[],
-        %(payload)s::jsonb[]
-    ) WITH ORDINALITY AS e(id, type, occurred_at, tenant, actor_id, resource_id, job_id,
-                           correlation_id, payload, ord)
+    FROM taken, jsonb_to_recordset(%(events)s::jsonb) AS e(
+        ord bigint, id uuid, type text, occurred_at timestamptz, tenant text, actor_id text,
+        resource_id uuid, job_id uuid, correlation_id text, payload jsonb
+    )
     RETURNING 1
 )
-SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', '') FROM taken
+SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', '') FROM taken;
+COMMIT
 """
 
 
 def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
-    return {
-        "n": len(events_),
-        "id": [event.id for event in events_],
-        "type": [event.type for event in events_],
-        "occurred_at": [event.occurred_at for event in events_],
-        "tenant": [event.tenant for event in events_],
-        "actor_id": [event.actor_id for event in events_],
-        "resource_id": [event.resource_id for event in events_],
-        "job_id": [event.job_id for event in events_],
-        "correlation_id": [event.correlation_id for event in events_],
-        "payload": [Jsonb(events.encode_payload(event.payload)) for event in events_],
-    }
+    rows = [
+        {
+            "ord": ordinal,
+            "id": str(event.id),
+            "type": event.type,
+            "occurred_at": event.occurred_at.isoformat(),
+            "tenant": event.tenant,
+            "actor_id": event.actor_id,
+            "resource_id": str(event.resource_id),
+            "job_id": None if event.job_id is None else str(event.job_id),
+            "correlation_id": event.correlation_id,
+            "payload": events.encode_payload(event.payload),
+        }
+        for ordinal, event in enumerate(events_, start=1)
+    ]
+    return {"n": len(events_), "events": json.dumps(rows, separators=(",", ":"))}
 
 
 def event_values(event: Event) -> dict[str, Any]:
