@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Never
+from collections.abc import Callable
+from typing import Never, TypeVar
 
 from core.common.result import ErrorCode, OperationResult
+
+T = TypeVar("T")
+
+# How often a change that names no version is tried when a concurrent change wins the race.
+UNCONDITIONAL_ATTEMPTS = 5
 
 
 class StorageError(Exception):
@@ -66,3 +72,22 @@ class storage_guard:
         else:
             return False
         return True
+
+
+def guarded_change(
+    kind: str, resource_id: object, attempt: Callable[[], OperationResult[T]], *, unconditional: bool
+) -> OperationResult[T]:
+    """Run ``attempt`` (one unit of work) under storage_guard.
+
+    A call that named no version did not ask to be guarded against concurrent changes
+    (a reaction bumping a counter, another replica): a lost race (ABORTED) is tried again
+    on the resource as it now is, a few times; one that named a version fails at once.
+    """
+    tries = UNCONDITIONAL_ATTEMPTS if unconditional else 1
+    for _ in range(tries):
+        with storage_guard(kind, resource_id) as guard:
+            return attempt()
+        error = guard.result.error
+        if error is None or error.code is not ErrorCode.ABORTED:
+            break
+    return guard.result

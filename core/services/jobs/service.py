@@ -11,7 +11,7 @@ from typing import Never
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
 from core.common.clock import Clock, SystemClock
-from core.common.errors import ConflictError, storage_guard
+from core.common.errors import ConflictError, guarded_change
 from core.common.ids import new_id
 from core.common.pagination import Page
 from core.common.result import FieldViolation, OperationResult
@@ -158,7 +158,8 @@ class JobService:
         self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Job]:
         """Delete a job that is not RUNNING, with its runs; returns it as it was."""
-        with storage_guard("job", job_id) as failed:
+
+        def attempt() -> OperationResult[Job]:
             with self._uow() as uow:
                 job = uow.jobs.get(actor.tenant, job_id)
                 refused = self._refuse(actor, job_id, job, permissions.DELETE, expected_version)
@@ -173,7 +174,8 @@ class JobService:
                 uow.events.append(self._event(JobEventType.DELETED, types.job_event(job), actor, job))
                 uow.commit()
             return OperationResult.success(job)
-        return failed.result
+
+        return guarded_change("job", job_id, attempt, unconditional=expected_version is None)
 
     def list_jobs(
         self,
@@ -564,7 +566,7 @@ class JobService:
     def _relink(
         self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, link: bool, expected_version: int | None
     ) -> OperationResult[Task]:
-        with storage_guard("task", task_id) as guard:
+        def attempt() -> OperationResult[Task]:
             with self._uow() as uow:
                 job = uow.jobs.get(actor.tenant, job_id)
                 if job is None or not permissions.can_read(actor, job):
@@ -608,7 +610,8 @@ class JobService:
                     moved.append(after)
                 uow.commit()
             return OperationResult.success(moved[0])
-        return guard.result
+
+        return guarded_change("task", task_id, attempt, unconditional=expected_version is None)
 
     # -- reactions to task events (durable, driven from the event log) ---------------------
 
@@ -644,7 +647,8 @@ class JobService:
         decide: Callable[[UnitOfWork, Job, datetime], Decision],
     ) -> OperationResult[Job]:
         """Load, authorize, decide, persist with the version check, record events, commit."""
-        with storage_guard("job", job_id) as failed:
+
+        def attempt() -> OperationResult[Job]:
             with self._uow() as uow:
                 job = uow.jobs.get(actor.tenant, job_id)
                 refused = self._refuse(actor, job_id, job, action, expected_version)
@@ -661,7 +665,8 @@ class JobService:
                 uow.events.append(*emitted)
                 uow.commit()
             return OperationResult.success(after)
-        return failed.result
+
+        return guarded_change("job", job_id, attempt, unconditional=expected_version is None)
 
     @staticmethod
     def _refuse(

@@ -9,7 +9,7 @@ from datetime import datetime
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
 from core.common.clock import Clock, SystemClock
-from core.common.errors import ConflictError, storage_guard
+from core.common.errors import ConflictError, guarded_change
 from core.common.ids import new_id
 from core.common.pagination import Page
 from core.common.result import FieldViolation, OperationResult
@@ -321,7 +321,8 @@ class TaskService:
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
         """Delete a task and its whole subtree, one task.deleted per task; returns the root."""
-        with storage_guard("task", task_id) as guard:
+
+        def attempt() -> OperationResult[Task]:
             with self._uow() as uow:
                 task = uow.tasks.get(actor.tenant, task_id)
                 refused = _refuse(actor, task_id, task, permissions.DELETE, expected_version)
@@ -336,7 +337,8 @@ class TaskService:
                     )
                 uow.commit()
             return OperationResult.success(task)
-        return guard.result
+
+        return guarded_change("task", task_id, attempt, unconditional=expected_version is None)
 
     # -- reactions to job events (durable, driven from the event log) ---------------------
 
@@ -374,7 +376,8 @@ class TaskService:
         decide: Callable[[UnitOfWork, Task, datetime], Decision],
     ) -> OperationResult[Task]:
         """Load, authorize, decide, persist with version checks, record events, commit."""
-        with storage_guard("task", task_id) as guard:
+
+        def attempt() -> OperationResult[Task]:
             with self._uow() as uow:
                 task = uow.tasks.get(actor.tenant, task_id)
                 refused = _refuse(actor, task_id, task, action, expected_version)
@@ -392,7 +395,8 @@ class TaskService:
                 uow.events.append(*emitted)
                 uow.commit()
             return OperationResult.success(after)
-        return guard.result
+
+        return guarded_change("task", task_id, attempt, unconditional=expected_version is None)
 
     def _status_events(
         self, specific: TaskEventType, before: Task, after: Task, actor: Actor, reason: str = ""

@@ -11,6 +11,7 @@ import pytest
 from core.common.actor import Actor
 from core.common.clock import FakeClock
 from core.common.context import correlated
+from core.common.errors import UNCONDITIONAL_ATTEMPTS, StaleVersionError
 from core.common.result import ErrorCode, OperationResult
 from core.messaging.events import Event
 from core.services.jobs import types
@@ -808,3 +809,70 @@ class TestConcurrentIdempotentCreate:
 
         assert again.value == first.value
         assert [e.type for e in delivered] == ["job.created"]
+
+
+class _LosesRaces:
+    """A unit of work factory whose first ``losses`` writes of a job lose to a concurrent change."""
+
+    def __init__(self, inner: UnitOfWorkFactory, losses: int) -> None:
+        self._inner = inner
+        self.losses = losses
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        work = self._inner(read_only=read_only)
+        if read_only:
+            return work
+        factory = self
+
+        class Racing:
+            def __enter__(self) -> UnitOfWork:
+                entered = work.__enter__()
+                save = entered.jobs.save
+
+                def losing_save(job: Job, *, expected_version: int) -> None:
+                    if factory.losses > 0:
+                        factory.losses -= 1
+                        raise StaleVersionError("job", job.id, expected_version, expected_version + 1)
+                    save(job, expected_version=expected_version)
+
+                entered.jobs.save = losing_save  # type: ignore[method-assign]
+                return entered
+
+            def __exit__(self, *exc: object) -> None:
+                work.__exit__(*exc)  # type: ignore[arg-type]
+
+        return Racing()  # type: ignore[return-value]
+
+
+class TestUnconditionalCalls:
+    def test_a_call_without_etag_is_tried_again_after_losing_a_race(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, make_job: JobMaker, operator: Actor
+    ) -> None:
+        job = make_job()
+        racing = JobService(uow=_LosesRaces(uow, losses=2), clock=clock)
+
+        started = racing.start_job(operator, job.id)
+
+        assert started.ok, started.error
+        assert started.value.status is JobStatus.RUNNING
+        assert len(racing.get_job_history(operator, job.id).value.items) == 1
+
+    def test_a_call_with_an_etag_fails_at_once(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, make_job: JobMaker, operator: Actor
+    ) -> None:
+        job = make_job()
+        losing = _LosesRaces(uow, losses=1)
+
+        result = JobService(uow=losing, clock=clock).start_job(operator, job.id, expected_version=job.version)
+
+        assert_failed(result, ErrorCode.ABORTED)
+        assert losing.losses == 0
+
+    def test_retries_are_bounded(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, make_job: JobMaker, operator: Actor
+    ) -> None:
+        job = make_job()
+        losing = _LosesRaces(uow, losses=100)
+
+        assert_failed(JobService(uow=losing, clock=clock).start_job(operator, job.id), ErrorCode.ABORTED)
+        assert losing.losses == 100 - UNCONDITIONAL_ATTEMPTS
