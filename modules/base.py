@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, MetaData, TypeDecorator, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -47,3 +48,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JsonDocument: Any = JSON().with_variant(JSONB(), "postgresql")
+
+
+def labels_match(column: Any, labels: Mapping[str, str], dialect: str) -> list[ColumnElement[bool]]:
+    """Conditions for "the labels include every one of these pairs": one containment test on
+    PostgreSQL (which the GIN index of migration 0003 serves), one JSON lookup per pair elsewhere."""
+    if not labels:
+        return []
+    if dialect == "postgresql":
+        return [type_coerce(column, JSONB).contains(dict(labels))]
+    return [column[key].as_string() == value for key, value in sorted(labels.items())]

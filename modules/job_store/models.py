@@ -57,6 +57,9 @@ class JobRow(Base):
         Index("ix_jobs_tenant_id", "tenant", "id"),
         Index("ix_jobs_tenant_owner_id", "tenant", "owner", "id"),
         Index("ix_jobs_tenant_status_priority", "tenant", "status", "priority", "id"),
+        Index("ix_jobs_tenant_status_id", "tenant", "status", "id"),
+        Index("ix_jobs_tenant_kind_id", "tenant", "kind", "id"),
+        # PostgreSQL only (created by migration 0003): GIN over labels for containment filters.
         Index("ix_jobs_status_next_run_at", "status", "next_run_at"),
     )
 

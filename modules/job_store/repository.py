@@ -22,6 +22,7 @@ from core.services.jobs.types import (
     ScheduleKind,
 )
 from modules import errors
+from modules.base import labels_match
 from modules.job_store.models import JobRow, JobRunRow
 
 jobs = cast("Table", JobRow.__table__)
@@ -110,8 +111,7 @@ class SqlAlchemyJobRepository:
             conditions.append(jobs.c.owner == filters.owner)
         if filters.kinds:
             conditions.append(jobs.c.kind.in_(sorted(filters.kinds)))
-        for key, value in sorted(filters.labels.items()):
-            conditions.append(jobs.c.labels[key].as_string() == value)
+        conditions += labels_match(jobs.c.labels, filters.labels, self._connection.dialect.name)
         if filters.created_after is not None:
             conditions.append(jobs.c.created_at >= filters.created_after)
         if filters.created_before is not None:

@@ -42,6 +42,8 @@ class TaskRow(Base):
         Index("ix_tasks_tenant_owner_id", "tenant", "owner", "id"),
         Index("ix_tasks_tenant_assignee_id", "tenant", "assignee", "id"),
         Index("ix_tasks_tenant_status_id", "tenant", "status", "id"),
+        Index("ix_tasks_tenant_priority_id", "tenant", "priority", "id"),
+        # PostgreSQL only (created by migration 0003): GIN over labels for containment filters.
         Index("ix_tasks_tenant_job_id_id", "tenant", "job_id", "id"),
         Index("ix_tasks_parent_id_id", "parent_id", "id"),
         Index("ix_tasks_tenant_due_at", "tenant", "due_at"),

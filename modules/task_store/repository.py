@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, func, in
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
 from modules import errors
+from modules.base import labels_match
 from modules.task_store.models import TaskRow
 
 tasks = cast("Table", TaskRow.__table__)
@@ -102,8 +103,7 @@ class SqlAlchemyTaskRepository:
             conditions.append(c.job_id == filters.job_id)
         if filters.parent_id is not None:
             conditions.append(c.parent_id == filters.parent_id)
-        for key, value in sorted(filters.labels.items()):
-            conditions.append(c.labels[key].as_string() == value)
+        conditions += labels_match(c.labels, filters.labels, self._connection.dialect.name)
         if filters.due_after is not None:
             conditions.append(c.due_at >= filters.due_after)
         if filters.due_before is not None:
