@@ -42,7 +42,8 @@ test: $(STAMP) protolint
 	$(BIN)/coverage report
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider -o addopts=""
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m tests.benchmarks.table
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
