@@ -1,18 +1,22 @@
-"""Two server processes on one PostgreSQL: a write on either reaches subscribers on both."""
+"""Two server processes on one PostgreSQL: a write on either reaches subscribers on both,
+and a replica frozen in the middle of its writes does not stop the other's."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.conftest import reset_postgres
 from tests.e2e.test_events import Collector
@@ -26,9 +30,22 @@ EVENTS_PER_JOB = 5  # created; started + status_changed; succeeded + status_chan
 
 @pytest.fixture
 def replicas(postgres_engine: Engine, tmp_path: Path) -> Iterator[list[str]]:
+    yield from _replicas(postgres_engine, tmp_path, [])
+
+
+@pytest.fixture
+def replica_processes(postgres_engine: Engine, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    for _ in _replicas(postgres_engine, tmp_path, processes):
+        yield processes
+
+
+def _replicas(
+    postgres_engine: Engine, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> Iterator[list[str]]:
     reset_postgres(postgres_engine)
     url = postgres_engine.url.render_as_string(hide_password=False)
-    processes, addresses, logs = [], [], []
+    addresses, logs = [], []
     for n in range(2):
         address = f"127.0.0.1:{free_port()}"
         env = {**os.environ, "JOBTASK_DATABASE_URL": url, "JOBTASK_LOG_FORMAT": "text"}
@@ -36,7 +53,10 @@ def replicas(postgres_engine: Engine, tmp_path: Path) -> Iterator[list[str]]:
         logs.append(log)
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address],
+                [
+                    *(sys.executable, "-m", "server", "serve", "--auth-mode", "headers"),
+                    *("--listen", address, "--processes", "1"),
+                ],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -47,8 +67,11 @@ def replicas(postgres_engine: Engine, tmp_path: Path) -> Iterator[list[str]]:
     for address in addresses:
         with grpc.insecure_channel(address) as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
+    for process, address in zip(processes, addresses, strict=True):
+        process.address = address  # type: ignore[attr-defined]
     yield addresses
     for process in processes:
+        process.send_signal(signal.SIGCONT)
         process.terminate()
     for process in processes:
         assert process.wait(timeout=20) == 0
@@ -93,3 +116,86 @@ def test_every_subscriber_sees_every_event_once_in_order(replicas: list[str]) ->
     finally:
         for channel in channels:
             channel.close()
+
+
+PAUSE_S = 10.0
+STALL_LIMIT_S = 2.0
+
+
+@pytest.mark.postgres
+def test_a_replica_paused_mid_write_does_not_stall_the_other(
+    replica_processes: list[subprocess.Popen[bytes]], postgres_engine: Engine
+) -> None:
+    """Replica A is frozen (SIGSTOP, as a long GC pause or a partition would) for 10 s while
+    both replicas take writes. Replica B's writes keep committing: no gap between two of its
+    commits exceeds 2 s. Afterwards every committed event is in the log once, in order."""
+    paused, alive = replica_processes
+    channels = {p.pid: grpc.insecure_channel(p.address) for p in replica_processes}  # type: ignore[attr-defined]
+    stop = threading.Event()
+    commits_on_b: list[float] = []
+    failures: dict[str, int] = {"a": 0, "b": 0}
+
+    def write(process: subprocess.Popen[bytes], side: str, name: str) -> None:
+        stub = jobs_pb2_grpc.JobServiceStub(channels[process.pid])
+        _write_until(stop, stub, name, commits_on_b if side == "b" else [], failures, side)
+
+    writers = [threading.Thread(target=write, args=(paused, "a", f"a{w}")) for w in range(4)]
+    writers += [threading.Thread(target=write, args=(alive, "b", f"b{w}")) for w in range(2)]
+    try:
+        for writer in writers:
+            writer.start()
+        time.sleep(2)
+        paused.send_signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        time.sleep(PAUSE_S)
+        thawed_at = time.monotonic()
+        paused.send_signal(signal.SIGCONT)
+        time.sleep(3)
+        stop.set()
+        for writer in writers:
+            writer.join(timeout=60)
+
+        during = [at for at in commits_on_b if frozen_at <= at <= thawed_at]
+        edges = [frozen_at, *during, thawed_at]
+        longest_stall = max(later - earlier for earlier, later in itertools.pairwise(edges))
+        assert len(during) > 10, f"replica B committed only {len(during)} writes during the pause"
+        assert longest_stall <= STALL_LIMIT_S, f"replica B stalled {longest_stall:.2f}s"
+        assert failures["b"] == 0
+
+        with postgres_engine.connect() as connection:
+            count, last = connection.execute(text("SELECT count(*), max(sequence) FROM events")).one()
+        assert count == last
+        subscriber = Collector(channels[alive.pid], ADMIN, after_sequence=0)
+        try:
+            events = subscriber.wait_for(count, timeout=60)
+        finally:
+            subscriber.cancel()
+        assert [e.sequence for e in events[:count]] == list(range(1, count + 1))
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        for channel in channels.values():
+            channel.close()
+
+
+def _write_until(
+    stop: threading.Event,
+    stub: jobs_pb2_grpc.JobServiceStub,
+    name: str,
+    commits: list[float],
+    failures: dict[str, int],
+    side: str,
+) -> None:
+    """Create and start jobs until ``stop``; note when each pair committed, count failures."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        try:
+            job = stub.CreateJob(
+                jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name=f"{name}-{n}", kind="k")),
+                metadata=ADMIN,
+                timeout=30,
+            ).job
+            stub.StartJob(jobs_pb2.StartJobRequest(id=job.id), metadata=ADMIN, timeout=30)
+            commits.append(time.monotonic())
+        except grpc.RpcError:
+            failures[side] += 1
