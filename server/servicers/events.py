@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ import grpc
 from jobtask.v1 import events_pb2, events_pb2_grpc
 
 from core.common.result import OperationResult
+from core.messaging.events import Event
 from core.messaging.feed import EventFeed, Heartbeat, StreamEnded
 from server import auth
 from server.conversions import events as convert
@@ -17,6 +19,8 @@ from server.conversions.common import InvalidRequest, from_duration
 from server.errors import rich_status
 
 MIN_HEARTBEAT_S, MAX_HEARTBEAT_S = 0.05, 3600.0
+# Responses kept by sequence, so an event fanned out to many streams is converted once.
+RESPONSE_CACHE = 4096
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
@@ -26,6 +30,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self._feed = feed
         self._authenticator = authenticator
         self._heartbeat_s = heartbeat_s
+        self._responses: OrderedDict[int, events_pb2.SubscribeResponse] = OrderedDict()
 
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -45,9 +50,19 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 if isinstance(item, Heartbeat):
                     yield convert.heartbeat_to_proto(item.sequence, datetime.now(UTC))
                 else:
-                    yield events_pb2.SubscribeResponse(event=convert.event_to_proto(item))
+                    yield self._response(item)
         except StreamEnded as ended:
             await _end(context, ended.error)
+
+    def _response(self, event: Event) -> events_pb2.SubscribeResponse:
+        """The response carrying ``event``, converted once for every stream that sends it."""
+        response = self._responses.get(event.sequence)
+        if response is None:
+            response = events_pb2.SubscribeResponse(event=convert.event_to_proto(event))
+            self._responses[event.sequence] = response
+            if len(self._responses) > RESPONSE_CACHE:
+                self._responses.popitem(last=False)
+        return response
 
     def _heartbeat(self, request: events_pb2.SubscribeRequest) -> float:
         if not request.HasField("heartbeat_interval"):
