@@ -15,6 +15,7 @@ from core.common import context
 from core.messaging.events import Event
 from core.services.unit_of_work import BaseUnitOfWork, Publisher
 from modules import errors
+from modules.transaction import Transaction
 
 if TYPE_CHECKING:
     from modules.event_store.repository import SqlAlchemyEventStore
@@ -165,6 +166,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self._engine = engine
         self._statement_timeout_s = statement_timeout_s
         self._connection: Connection | None = None
+        self._transaction: Transaction | None = None
         self._store: SqlAlchemyEventStore | None = None
 
     def _begin(self) -> None:
@@ -174,24 +176,29 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
 
         with errors.translated():
             connection = self._engine.connect()
+            postgres = connection.dialect.name == "postgresql"
             if self.read_only:
                 # Reads run in autocommit: no BEGIN/ROLLBACK round trips; each statement sees
                 # committed data. (SQLite connections already autocommit unless a writer
                 # begins; see _sqlite_on_begin.)
                 connection.execution_options(jobtask_write=False)
-                if connection.dialect.name == "postgresql":
-                    connection.execution_options(isolation_level="AUTOCOMMIT")
+            if postgres:
+                # Writers open the transaction themselves at their first write (Transaction).
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.begin()
-            if not self.read_only and connection.dialect.name == "postgresql":
-                remaining = context.time_remaining()
-                if remaining is not None and remaining < self._statement_timeout_s:
-                    milliseconds = max(1, int(remaining * 1000))
-                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        local_settings = None
+        if postgres and not self.read_only:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining < self._statement_timeout_s:
+                local_settings = f"SET LOCAL statement_timeout = {max(1, int(remaining * 1000))}"
         self._connection = connection
-        self.jobs = SqlAlchemyJobRepository(connection)
-        self.tasks = SqlAlchemyTaskRepository(connection)
-        self._store = self.log = SqlAlchemyEventStore(connection)
-        self.positions = SqlAlchemyPositionStore(connection)
+        self._transaction = Transaction(
+            connection, deferring=postgres and not self.read_only, local_settings=local_settings
+        )
+        self.jobs = SqlAlchemyJobRepository(self._transaction)
+        self.tasks = SqlAlchemyTaskRepository(self._transaction)
+        self._store = self.log = SqlAlchemyEventStore(self._transaction)
+        self.positions = SqlAlchemyPositionStore(self._transaction)
 
     def _store_and_commit(self, pending: Sequence[Event]) -> list[Event]:
         assert self._connection is not None
@@ -210,6 +217,8 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
 
     def _rollback(self) -> None:
         if self._connection is not None:
+            # On PostgreSQL the connection is in autocommit and the transaction ours: the
+            # driver sends ROLLBACK only when one is open.
             self._connection.rollback()
 
     def _close(self) -> None:

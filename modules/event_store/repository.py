@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Row, Table, delete, exc, func, insert, select, update
+from sqlalchemy import Row, Table, delete, exc, func, insert, select, update
 
 # The payload classes register their event types when their modules are imported.
 import core.services.jobs.types
@@ -25,6 +25,7 @@ from core.messaging import events
 from core.messaging.events import Event
 from modules import errors
 from modules.event_store.models import EventCounterRow, EventRow, SubscriberPositionRow
+from modules.transaction import Transaction, insert_sql
 
 event_rows = cast("Table", EventRow.__table__)
 CHANNEL = "jobtask_events"
@@ -35,8 +36,8 @@ positions = cast("Table", SubscriberPositionRow.__table__)
 class SqlAlchemyEventStore:
     """Stores events inside the current transaction; reads committed ones by sequence."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
 
     def store(self, events_: Sequence[Event]) -> list[Event]:
         """Take the next sequences (locking the counter row until commit) and insert."""
@@ -47,44 +48,59 @@ class SqlAlchemyEventStore:
                 .values(last_sequence=counter.c.last_sequence + len(events_))
                 .returning(counter.c.last_sequence)
             )
-            if self._connection.dialect.name == "postgresql":
+            if self._tx.dialect == "postgresql":
                 # NOTIFY in the same statement, to spend no extra round trip under the lock;
                 # it is delivered to listeners when (and only if) this transaction commits.
                 taken = taken.returning(func.pg_notify(CHANNEL, ""))
-            last = self._connection.execute(taken).scalar_one()
+            last = self._tx.write(taken).scalar_one()
             first = last - len(events_) + 1
             stored = [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
-            self._connection.execute(insert(event_rows), [event_values(event) for event in stored])
+            self._tx.write(insert(event_rows), [event_values(event) for event in stored])
         return stored
 
     def store_and_commit(self, events_: Sequence[Event]) -> list[Event]:
-        """PostgreSQL: take the sequences, insert, notify and commit in one message.
+        """PostgreSQL: send what the transaction still holds back, take the sequences, insert
+        the events, notify and commit, in one message.
 
-        The statement and COMMIT travel as one simple-protocol query (parameters bound
-        client-side, quoted by the driver), so the server runs both without waiting for
-        this process: the counter's lock is never held while a Python thread waits.
+        The message is one simple-protocol query (parameters bound client-side, quoted by
+        the driver), so the server runs it to the COMMIT without waiting for this process:
+        the counter's lock is never held while a Python thread waits. When no statement
+        opened the transaction yet, the message opens it too (a create is one round trip).
         """
-        raw = self._connection.connection.driver_connection
+        connection = self._tx.connection
+        raw = connection.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
+        body: list[str] = []
+        parameters: dict[str, Any] = {}
+        held, self._tx.pending = self._tx.pending, []
+        for index, (table, values) in enumerate(held):
+            sql, bound = insert_sql(table, values, f"i{index}")
+            body.append(sql)
+            parameters.update(bound)
+        if events_:
+            body.append(_STORE_SQL)
+            parameters.update(_store_params(events_))
+        if not body and not self._tx.begun:
+            return []  # nothing was written: there is no transaction to commit
+        statements = [*(self._tx.opening_sql() if body else []), *body, "COMMIT"]
+        last = 0
         try:
+            cursor = psycopg.ClientCursor(raw)
+            cursor.execute(";\n".join(statements), parameters)
             if events_:
-                cursor = psycopg.ClientCursor(raw)
-                cursor.execute(_STORE_AND_COMMIT_SQL, _store_params(events_))
+                while cursor.description is None and cursor.nextset():
+                    pass
                 row = cursor.fetchone()
                 assert row is not None
                 last = int(row[0])
-            else:
-                raw.commit()
         except psycopg.Error as error:
             if raw.closed or raw.broken:
-                self._connection.invalidate(error)
+                connection.invalidate(error)
             with errors.translated():
                 raise exc.DBAPIError.instance(
-                    _STORE_AND_COMMIT_SQL, None, error, psycopg.Error, connection_invalidated=raw.broken
+                    _STORE_SQL, None, error, psycopg.Error, connection_invalidated=raw.broken
                 ) from error
             raise  # pragma: no cover - translated() re-raises every DBAPIError
-        if not events_:
-            return []
         first = last - len(events_) + 1
         return [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
 
@@ -97,7 +113,7 @@ class SqlAlchemyEventStore:
             .limit(limit)
         )
         with errors.translated():
-            return [event_from_row(row) for row in self._connection.execute(statement)]
+            return [event_from_row(row) for row in self._tx.read(statement)]
 
     def bounds(self) -> tuple[int, int]:
         """(oldest sequence kept, last sequence assigned), read in one statement so both
@@ -105,7 +121,7 @@ class SqlAlchemyEventStore:
         oldest = select(func.min(event_rows.c.sequence)).scalar_subquery()
         last = select(counter.c.last_sequence).where(counter.c.id == 1).scalar_subquery()
         with errors.translated():
-            row = self._connection.execute(select(oldest, last)).one()
+            row = self._tx.read(select(oldest, last)).one()
         return int(row[0] or 0), int(row[1] or 0)
 
     def prune(self, older_than: datetime) -> int:
@@ -116,50 +132,47 @@ class SqlAlchemyEventStore:
         """
         horizon = select(func.max(event_rows.c.sequence)).where(event_rows.c.occurred_at < older_than)
         with errors.translated():
-            through = self._connection.execute(horizon).scalar()
+            through = self._tx.read(horizon).scalar()
             if through is None:
                 return 0
-            result = self._connection.execute(delete(event_rows).where(event_rows.c.sequence <= through))
+            result = self._tx.write(delete(event_rows).where(event_rows.c.sequence <= through))
         return int(result.rowcount)
 
 
 class SqlAlchemyPositionStore:
     """Durable subscribers' positions, changed in the same transaction as their reactions."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
 
     def get(self, name: str) -> int:
         """The last sequence ``name`` processed; 0 when it never ran."""
         with errors.translated():
-            found = self._connection.execute(
-                select(positions.c.position).where(positions.c.name == name)
-            ).scalar()
+            found = self._tx.read(select(positions.c.position).where(positions.c.name == name)).scalar()
         return int(found or 0)
 
     def advance(self, name: str, expected: int, position: int) -> None:
         """Compare-and-set the position of ``name``."""
         with errors.translated():
-            moved = self._connection.execute(
+            moved = self._tx.write(
                 update(positions)
                 .where(positions.c.name == name, positions.c.position == expected)
                 .values(position=position)
             ).rowcount
             if moved == 1:
                 return
-            current = self._connection.execute(
-                select(positions.c.position).where(positions.c.name == name)
-            ).scalar()
+            current = self._tx.read(select(positions.c.position).where(positions.c.name == name)).scalar()
             if current is None and expected == 0:
-                self._connection.execute(insert(positions).values(name=name, position=position))
+                self._tx.insert(positions, {"name": name, "position": position})
                 return
         raise StaleVersionError("subscriber position", name, expected, current)
 
 
 # One statement takes the sequences (locking the counter row) and inserts the events in order;
 # NOTIFY rides along and reaches listeners on commit, which follows in the same message. The
-# events travel as one JSON document: a single literal to quote.
-_STORE_AND_COMMIT_SQL = f"""
+# events travel as one JSON document: a single literal to quote. (Literal percent signs would
+# need doubling: the message is bound client-side with named parameters.)
+_STORE_SQL = f"""
 WITH taken AS (
     UPDATE event_counter SET last_sequence = last_sequence + %(n)s WHERE id = 1
     RETURNING last_sequence
@@ -174,8 +187,7 @@ WITH taken AS (
     )
     RETURNING 1
 )
-SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', '') FROM taken;
-COMMIT
+SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', '') FROM taken
 """
 
 

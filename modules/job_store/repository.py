@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Row, Table, and_, bindparam, delete, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -24,6 +24,7 @@ from core.services.jobs.types import (
 from modules import errors
 from modules.base import labels_match
 from modules.job_store.models import JobRow, JobRunRow
+from modules.transaction import Transaction
 
 jobs = cast("Table", JobRow.__table__)
 runs = cast("Table", JobRunRow.__table__)
@@ -33,14 +34,12 @@ _UNIQUE = {"jobs.tenant, jobs.owner, jobs.request_id": "uq_jobs_request"}
 # The hot statements are built once with bound parameters, so each call only binds values
 # (SQLAlchemy compiles them once and finds them in its cache by identity).
 _GET = select(jobs).where(jobs.c.id == bindparam("match_id"), jobs.c.tenant == bindparam("match_tenant"))
-_INSERT = insert(jobs)
 _UNCHANGING = ("id", "tenant", "created_at", "owner", "request_id")
 _SAVE = (
     update(jobs)
     .where(jobs.c.id == bindparam("match_id"), jobs.c.version == bindparam("match_version"))
     .values({name: bindparam(name) for name in (c.name for c in jobs.columns) if name not in _UNCHANGING})
 )
-_INSERT_RUN = insert(runs)
 _SAVE_RUN = (
     update(runs)
     .where(runs.c.id == bindparam("match_id"))
@@ -57,12 +56,20 @@ _OPEN_RUN = (
 class SqlAlchemyJobRepository:
     """Jobs and runs on one connection, inside the unit of work's transaction."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
 
     def _execute(self, statement: Any, parameters: Any = None) -> Any:
         with errors.translated(_UNIQUE):
-            return self._connection.execute(statement, parameters)
+            return self._tx.read(statement, parameters)
+
+    def _write(self, statement: Any, parameters: Any = None) -> Any:
+        with errors.translated(_UNIQUE):
+            return self._tx.write(statement, parameters)
+
+    def _insert(self, table: Table, values: dict[str, Any]) -> None:
+        with errors.translated(_UNIQUE):
+            self._tx.insert(table, values)
 
     def get(self, tenant: str, job_id: uuid.UUID) -> Job | None:
         """The job, or None when absent in ``tenant``."""
@@ -79,7 +86,7 @@ class SqlAlchemyJobRepository:
 
     def add(self, job: Job) -> None:
         """Insert a new job."""
-        self._execute(_INSERT, job_values(job))
+        self._insert(jobs, job_values(job))
 
     def save(self, job: Job, *, expected_version: int) -> None:
         """Write ``job`` over the row at ``expected_version``."""
@@ -87,13 +94,13 @@ class SqlAlchemyJobRepository:
         for name in _UNCHANGING:
             del values[name]
         values.update(match_id=job.id, match_version=expected_version)
-        if self._execute(_SAVE, values).rowcount != 1:
+        if self._write(_SAVE, values).rowcount != 1:
             raise StaleVersionError("job", job.id, expected_version, self._current_version(job.id))
 
     def delete(self, job: Job) -> None:
         """Remove the job (its runs go by cascade)."""
         statement = delete(jobs).where(jobs.c.id == job.id, jobs.c.version == job.version)
-        if self._execute(statement).rowcount != 1:
+        if self._write(statement).rowcount != 1:
             raise StaleVersionError("job", job.id, job.version, self._current_version(job.id))
 
     def _current_version(self, job_id: uuid.UUID) -> int | None:
@@ -111,7 +118,7 @@ class SqlAlchemyJobRepository:
             conditions.append(jobs.c.owner == filters.owner)
         if filters.kinds:
             conditions.append(jobs.c.kind.in_(sorted(filters.kinds)))
-        conditions += labels_match(jobs.c.labels, filters.labels, self._connection.dialect.name)
+        conditions += labels_match(jobs.c.labels, filters.labels, self._tx.dialect)
         if filters.created_after is not None:
             conditions.append(jobs.c.created_at >= filters.created_after)
         if filters.created_before is not None:
@@ -147,13 +154,13 @@ class SqlAlchemyJobRepository:
 
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""
-        self._execute(_INSERT_RUN, run_values(run))
+        self._insert(runs, run_values(run))
 
     def save_run(self, run: JobRun) -> None:
         """Replace a run."""
         values = run_values(run)
         values["match_id"] = values.pop("id")
-        self._execute(_SAVE_RUN, values)
+        self._write(_SAVE_RUN, values)
 
     def open_run(self, job_id: uuid.UUID) -> JobRun | None:
         """The run of ``job_id`` still RUNNING, if any."""

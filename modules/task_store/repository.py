@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, delete, func, or_, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
 from modules import errors
 from modules.base import labels_match
 from modules.task_store.models import TaskRow
+from modules.transaction import Transaction
 
 tasks = cast("Table", TaskRow.__table__)
 
@@ -20,7 +21,6 @@ _UNIQUE = {"tasks.tenant, tasks.owner, tasks.request_id": "uq_tasks_request"}
 
 # Hot statements built once with bound parameters (see modules/job_store/repository.py).
 _GET = select(tasks).where(tasks.c.id == bindparam("match_id"), tasks.c.tenant == bindparam("match_tenant"))
-_INSERT = insert(tasks)
 _UNCHANGING = ("id", "tenant", "owner", "parent_id", "created_at", "request_id")
 _SAVE = (
     update(tasks)
@@ -32,12 +32,20 @@ _SAVE = (
 class SqlAlchemyTaskRepository:
     """Tasks on one connection, inside the unit of work's transaction."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
 
     def _execute(self, statement: Any, parameters: Any = None) -> Any:
         with errors.translated(_UNIQUE):
-            return self._connection.execute(statement, parameters)
+            return self._tx.read(statement, parameters)
+
+    def _write(self, statement: Any, parameters: Any = None) -> Any:
+        with errors.translated(_UNIQUE):
+            return self._tx.write(statement, parameters)
+
+    def _insert(self, table: Table, values: dict[str, Any]) -> None:
+        with errors.translated(_UNIQUE):
+            self._tx.insert(table, values)
 
     def get(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         """The task, or None when absent in ``tenant``."""
@@ -54,7 +62,7 @@ class SqlAlchemyTaskRepository:
 
     def add(self, task: Task) -> None:
         """Insert a new task."""
-        self._execute(_INSERT, task_values(task))
+        self._insert(tasks, task_values(task))
 
     def save(self, task: Task, *, expected_version: int) -> None:
         """Write ``task`` over the row at ``expected_version``."""
@@ -62,13 +70,13 @@ class SqlAlchemyTaskRepository:
         for name in _UNCHANGING:
             del values[name]
         values.update(match_id=task.id, match_version=expected_version)
-        if self._execute(_SAVE, values).rowcount != 1:
+        if self._write(_SAVE, values).rowcount != 1:
             raise StaleVersionError("task", task.id, expected_version, self._current_version(task.id))
 
     def delete(self, task: Task) -> None:
         """Remove the task at ``task.version``."""
         statement = delete(tasks).where(tasks.c.id == task.id, tasks.c.version == task.version)
-        if self._execute(statement).rowcount != 1:
+        if self._write(statement).rowcount != 1:
             raise StaleVersionError("task", task.id, task.version, self._current_version(task.id))
 
     def _current_version(self, task_id: uuid.UUID) -> int | None:
@@ -103,7 +111,7 @@ class SqlAlchemyTaskRepository:
             conditions.append(c.job_id == filters.job_id)
         if filters.parent_id is not None:
             conditions.append(c.parent_id == filters.parent_id)
-        conditions += labels_match(c.labels, filters.labels, self._connection.dialect.name)
+        conditions += labels_match(c.labels, filters.labels, self._tx.dialect)
         if filters.due_after is not None:
             conditions.append(c.due_at >= filters.due_after)
         if filters.due_before is not None:

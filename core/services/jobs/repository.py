@@ -22,7 +22,8 @@ class JobRepository(Protocol):
         ...
 
     def add(self, job: Job) -> None:
-        """Insert a new job; ConflictError('uq_jobs_request') on a reused request id."""
+        """Insert a new job; ConflictError('uq_jobs_request') on a reused request id,
+        at once or at the latest when the unit of work commits (an insert may be held back)."""
         ...
 
     def save(self, job: Job, *, expected_version: int) -> None:

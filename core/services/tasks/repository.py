@@ -21,7 +21,8 @@ class TaskRepository(Protocol):
         ...
 
     def add(self, task: Task) -> None:
-        """Insert a new task; ConflictError('uq_tasks_request') on a reused request id."""
+        """Insert a new task; ConflictError('uq_tasks_request') on a reused request id,
+        at once or at the latest when the unit of work commits (an insert may be held back)."""
         ...
 
     def save(self, task: Task, *, expected_version: int) -> None:

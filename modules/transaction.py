@@ -1,0 +1,105 @@
+"""Transaction: how a unit of work's statements reach the database, in as few round trips as
+it can.
+
+On PostgreSQL a writing unit of work runs its connection in autocommit and opens the
+database transaction itself, at its first write: reads before it cost no BEGIN. Inserts
+are held back until a statement needs them (they are flushed first) or the commit, which
+sends them with the events and COMMIT in one message (``SqlAlchemyEventStore.store_and_commit``):
+creating a job is one round trip. Reads ahead of the first write see committed data, as
+every statement does under READ COMMITTED; the version check of each write guards the rest.
+
+Elsewhere (SQLite; PostgreSQL reads) statements simply run on the connection as they come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy.engine import CursorResult
+
+
+class Transaction:
+    """The statements of one unit of work on one connection."""
+
+    def __init__(
+        self, connection: Connection, *, deferring: bool = False, local_settings: str | None = None
+    ) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        self._deferring = deferring
+        self.begun = not deferring
+        # e.g. "SET LOCAL statement_timeout = 800": run right after BEGIN.
+        self.local_settings = local_settings
+        self.pending: list[tuple[Table, dict[str, Any]]] = []
+
+    def read(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        """Run a query, after any held-back insert it might need to see."""
+        if self.pending:
+            self._flush()
+        return self.connection.execute(statement, parameters)
+
+    def write(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        """Run a change whose result (a row count) is needed now, inside the transaction.
+
+        Held-back inserts go first when the change could meet them: one into the same table,
+        or any before a DELETE (whose cascade could reach them)."""
+        self._begin()
+        if self.pending:
+            target = getattr(statement, "table", None)
+            if getattr(statement, "is_delete", False) or any(t is target for t, _ in self.pending):
+                self._flush()
+        return self.connection.execute(statement, parameters)
+
+    def insert(self, table: Table, values: dict[str, Any]) -> None:
+        """Insert a row, now or (when deferring) with the commit."""
+        if self._deferring:
+            self.pending.append((table, values))
+        else:
+            self.connection.execute(insert(table), values)
+
+    def _begin(self) -> None:
+        if not self.begun:
+            self.connection.exec_driver_sql("BEGIN")
+            if self.local_settings:
+                self.connection.exec_driver_sql(self.local_settings)
+            self.begun = True
+
+    def opening_sql(self) -> list[str]:
+        """What a single commit message must start with when no statement began the transaction."""
+        if self.begun:
+            return []
+        return ["BEGIN", self.local_settings] if self.local_settings else ["BEGIN"]
+
+    def _flush(self) -> None:
+        self._begin()
+        held, self.pending = self.pending, []
+        for table, values in held:
+            self.connection.execute(insert(table), values)
+
+
+def insert_sql(table: Table, values: Mapping[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+    """An INSERT of one row as psycopg-style SQL with named parameters prefixed by ``key``,
+    for a message bound client-side; JSON columns are wrapped for the driver."""
+    from psycopg.types.json import Jsonb
+
+    json_columns = _json_columns(table)
+    names = list(values)
+    placeholders = ", ".join(f"%({key}_{name})s" for name in names)
+    parameters = {
+        f"{key}_{name}": Jsonb(value) if name in json_columns and value is not None else value
+        for name, value in values.items()
+    }
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})", parameters
+
+
+_JSON_COLUMNS: dict[str, frozenset[str]] = {}
+
+
+def _json_columns(table: Table) -> frozenset[str]:
+    found = _JSON_COLUMNS.get(table.name)
+    if found is None:
+        found = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+        _JSON_COLUMNS[table.name] = found
+    return found
