@@ -1,12 +1,27 @@
-"""The declarative base, with a naming convention so constraint names are stable."""
+"""The declarative base, with a naming convention so constraint names are stable; the
+query shapes the repositories share."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, MetaData, TypeDecorator, type_coerce
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    MetaData,
+    Select,
+    Table,
+    TypeDecorator,
+    and_,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -58,3 +73,38 @@ def labels_match(column: Any, labels: Mapping[str, str], dialect: str) -> list[C
     if dialect == "postgresql":
         return [type_coerce(column, JSONB).contains(dict(labels))]
     return [column[key].as_string() == value for key, value in sorted(labels.items())]
+
+
+MAX_UNION_BRANCHES = 32
+
+
+def keyset_page(
+    table: Table,
+    conditions: Sequence[ColumnElement[bool]],
+    choices: Sequence[tuple[Any, Collection[Any]]],
+    limit: int,
+) -> Select[Any]:
+    """Rows of ``table`` matching ``conditions`` in id order, at most ``limit``, where each
+    (column, values) of ``choices`` keeps the rows whose column holds one of the values.
+
+    With several values, each combination is a branch of its own (ordered by id, limited)
+    of a UNION ALL, so an index on (tenant, column, id) serves every branch and a page reads
+    at most ``limit`` rows per branch however large the table. Past MAX_UNION_BRANCHES
+    combinations the values are tested with IN instead.
+    """
+    several = [(column, sorted(values)) for column, values in choices if len(values) > 1]
+    base = [*conditions, *(column == next(iter(values)) for column, values in choices if len(values) == 1)]
+    combinations = list(itertools.product(*(values for _, values in several)))
+    if not several or len(combinations) > MAX_UNION_BRANCHES:
+        base += [column.in_(values) for column, values in several]
+        return select(table).where(and_(*base)).order_by(table.c.id).limit(limit)
+    branches = [
+        select(table)
+        .where(and_(*base, *(column == value for (column, _), value in zip(several, chosen, strict=True))))
+        .order_by(table.c.id)
+        .limit(limit)
+        .subquery()
+        for chosen in combinations
+    ]
+    merged = union_all(*(select(branch) for branch in branches)).subquery()
+    return select(merged).order_by(merged.c.id).limit(limit)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -22,7 +22,7 @@ from core.services.jobs.types import (
     ScheduleKind,
 )
 from modules import errors
-from modules.base import labels_match
+from modules.base import keyset_page, labels_match
 from modules.job_store.models import JobRow, JobRunRow
 from modules.transaction import Transaction
 
@@ -112,18 +112,15 @@ class SqlAlchemyJobRepository:
         conditions = [jobs.c.tenant == tenant]
         if after is not None:
             conditions.append(jobs.c.id > after)
-        if filters.statuses:
-            conditions.append(jobs.c.status.in_(sorted(filters.statuses)))
         if filters.owner is not None:
             conditions.append(jobs.c.owner == filters.owner)
-        if filters.kinds:
-            conditions.append(jobs.c.kind.in_(sorted(filters.kinds)))
         conditions += labels_match(jobs.c.labels, filters.labels, self._tx.dialect)
         if filters.created_after is not None:
             conditions.append(jobs.c.created_at >= filters.created_after)
         if filters.created_before is not None:
             conditions.append(jobs.c.created_at < filters.created_before)
-        statement = select(jobs).where(and_(*conditions)).order_by(jobs.c.id).limit(limit)
+        choices = [(jobs.c.status, [s.value for s in filters.statuses]), (jobs.c.kind, filters.kinds)]
+        statement = keyset_page(jobs, conditions, [c for c in choices if c[1]], limit)
         return [job_from_row(row) for row in self._execute(statement)]
 
     def list_by_status(

@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, or_, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
 from modules import errors
-from modules.base import labels_match
+from modules.base import keyset_page, labels_match
 from modules.task_store.models import TaskRow
 from modules.transaction import Transaction
 
@@ -99,14 +99,10 @@ class SqlAlchemyTaskRepository:
             conditions.append(or_(c.owner == reader, c.assignee == reader))
         if after is not None:
             conditions.append(c.id > after)
-        if filters.statuses:
-            conditions.append(c.status.in_(sorted(filters.statuses)))
         if filters.assignee is not None:
             conditions.append(c.assignee == filters.assignee)
         if filters.owner is not None:
             conditions.append(c.owner == filters.owner)
-        if filters.priorities:
-            conditions.append(c.priority.in_(sorted(filters.priorities)))
         if filters.job_id is not None:
             conditions.append(c.job_id == filters.job_id)
         if filters.parent_id is not None:
@@ -116,7 +112,11 @@ class SqlAlchemyTaskRepository:
             conditions.append(c.due_at >= filters.due_after)
         if filters.due_before is not None:
             conditions.append(c.due_at < filters.due_before)
-        statement = select(tasks).where(and_(*conditions)).order_by(c.id).limit(limit)
+        choices = [
+            (c.status, [status.value for status in filters.statuses]),
+            (c.priority, [priority.value for priority in filters.priorities]),
+        ]
+        statement = keyset_page(tasks, conditions, [choice for choice in choices if choice[1]], limit)
         return [task_from_row(row) for row in self._execute(statement)]
 
     def by_job(self, tenant: str, job_id: uuid.UUID) -> Sequence[Task]:

@@ -93,6 +93,30 @@ class TestJobRepository:
             assert work.jobs.get_by_request_id("acme", "ann", "req") == job
             assert work.jobs.get_by_request_id("acme", "bob", "req") is None
 
+    def test_several_kinds_and_statuses_page_in_id_order(
+        self, uow: UnitOfWorkFactory, new_job: Callable[..., Job]
+    ) -> None:
+        kinds, statuses = ["a", "b", "c"], [JobStatus.PENDING, JobStatus.FAILED, JobStatus.RUNNING]
+        made = [new_job(kind=kinds[n % 3], status=statuses[(n // 3) % 3]) for n in range(45)]
+        with uow() as work:
+            for job in made:
+                work.jobs.add(job)
+            work.commit()
+        filters = JobFilters(
+            kinds=frozenset({"a", "c"}), statuses=frozenset({JobStatus.PENDING, JobStatus.FAILED})
+        )
+        expected = [j.id for j in made if j.kind in filters.kinds and j.status in filters.statuses]
+        seen: list[uuid.UUID] = []
+        after = None
+        with uow(read_only=True) as work:
+            while True:
+                page = work.jobs.list("acme", filters, after=after, limit=4)
+                seen += [job.id for job in page]
+                if len(page) < 4:
+                    break
+                after = page[-1].id
+        assert seen == sorted(expected) and len(expected) == 20
+
     def test_interval_and_once_schedules_round_trip(
         self, uow: UnitOfWorkFactory, new_job: Callable[..., Job], clock: FakeClock
     ) -> None:
