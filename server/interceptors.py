@@ -190,6 +190,11 @@ class CallGuard:
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
+                if context.done():
+                    # The call already ended (the client left, or a status was sent): nothing
+                    # more can be said to anyone.
+                    log.debug("%s ended before its failure could be sent: %s", method, error)
+                    return
                 await _abort(context, self.failure(method, correlation, error))
 
         return guarded

@@ -1,4 +1,4 @@
-"""The layout promises of DESIGN.md §1: old import paths, and core's independence."""
+"""The layout promises of docs/architecture.md: old import paths, and core's independence."""
 
 from __future__ import annotations
 

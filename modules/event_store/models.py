@@ -35,7 +35,7 @@ class EventCounterRow(Base):
     """The last sequence handed out. Writers lock this row from assignment to commit,
 
     so events commit in sequence order and a reader never sees a later sequence
-    before an earlier one (the outbox trap of DESIGN.md §6).
+    before an earlier one (see "Transactions and events" in docs/architecture.md).
     """
 
     __tablename__ = "event_counter"

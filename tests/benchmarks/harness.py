@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY = [("x-actor-id", "bench"), ("x-actor-tenant", "acme"), ("x-actor-roles", "admin")]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+# The servers' logs (warnings and errors only), kept out of the table.
+LOG = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "a")  # noqa: SIM115
 IN_FLIGHT = 64
 CHANNELS = 4  # several connections, so SO_REUSEPORT spreads them over the server's processes
 
@@ -61,7 +63,7 @@ def jobtask_server(database_url: str, *, processes: int = 0) -> Iterator[tuple[s
     env = {**os.environ, "JOBTASK_DATABASE_URL": database_url, "JOBTASK_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address]
     command += ["--processes", str(processes)]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=LOG)
     try:
         wait_ready(address)
         time.sleep(0.5)  # every process of the server has bound the port

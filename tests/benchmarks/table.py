@@ -3,7 +3,8 @@
 SQLite always (a fresh file); PostgreSQL when ``BENCH_DATABASE_URL`` (default: the tests'
 server, postgresql+psycopg://postgres@127.0.0.1:5432/postgres) is reachable, in a database
 of its own. The machine is shared and noisy: read the ratios, not the absolute figures.
-``BENCH_SECONDS`` sets each timed load (3 s), ``BENCH_LIST_ROWS`` the large listing (1M).
+``BENCH_SECONDS`` sets each timed load (3 s), ``BENCH_LIST_ROWS`` the large listing (1M),
+``BENCH_SERVER_LOG`` a file for the servers' warnings.
 """
 
 from __future__ import annotations
@@ -108,8 +109,11 @@ def backend_rows(backend: str, database_url: str, folder: Path) -> Iterator[Row]
         )
 
     def listing_engine(label: str) -> Engine:
+        # Seeding a million rows is one long statement: allow it.
+        timeouts = db.Timeouts(statement_s=1800)
         if postgres:
-            return db.make_engine(harness.fresh_postgres(POSTGRES_URL, f"jobtask_bench_list_{label}"))
+            url = harness.fresh_postgres(POSTGRES_URL, f"jobtask_bench_list_{label}")
+            return db.make_engine(url, timeouts=timeouts)
         return db.make_engine(f"sqlite:///{folder / f'list-{label}.db'}")
 
     for name, (large, small) in listing.measure(listing_engine).items():

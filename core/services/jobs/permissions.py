@@ -1,4 +1,4 @@
-"""Who may do what to a job: the role table of DESIGN.md §7, as data."""
+"""Who may do what to a job: the role table (docs/architecture.md), as data."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class JobCall(enum.StrEnum):
 P, S, R = JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING
 OK, KO, X = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 
-# The status machine of DESIGN.md §3: (from, call) -> the states the call may lead to.
+# The job status machine: (from, call) -> the states the call may lead to.
 TRANSITIONS: Final[Mapping[tuple[JobStatus, JobCall], frozenset[JobStatus]]] = {
     (P, JobCall.SCHEDULE): frozenset({S}),
     (P, JobCall.START): frozenset({R}),
@@ -407,7 +407,7 @@ def field_violations(
 
 
 class JobEventType(enum.StrEnum):
-    """The job event types of DESIGN.md §6."""
+    """The job event types."""
 
     CREATED = "job.created"
     UPDATED = "job.updated"

@@ -44,7 +44,7 @@ class TaskCall(enum.StrEnum):
 
 OPEN, IP, C, X = TaskStatus.OPEN, TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.CANCELLED
 
-# The status machine of DESIGN.md §4: (from, call) -> the states the call may lead to.
+# The task status machine: (from, call) -> the states the call may lead to.
 TRANSITIONS: Final[Mapping[tuple[TaskStatus, TaskCall], frozenset[TaskStatus]]] = {
     (OPEN, TaskCall.UPDATE): frozenset({OPEN, IP}),
     (IP, TaskCall.UPDATE): frozenset({OPEN, IP}),
@@ -201,7 +201,7 @@ def field_violations(
 
 
 class TaskEventType(enum.StrEnum):
-    """The task event types of DESIGN.md §6."""
+    """The task event types."""
 
     CREATED = "task.created"
     UPDATED = "task.updated"
