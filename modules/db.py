@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 DEFAULT_STATEMENT_TIMEOUT_S = 15.0
+MIGRATION_LOCK_KEY = 0x6A6F627461736B  # "jobtask", the advisory lock migrations take
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +144,14 @@ def _alembic(engine: Engine, direction: str, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time: the others wait for this
+            # transaction, then find the schema current. A migration may take long (an index
+            # over a big table): the session's statement and lock timeouts do not apply.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        # (SQLite: the migrating transaction holds the file's write lock from its BEGIN.)
         config.attributes["connection"] = connection
         getattr(command, direction)(config, revision)
 

@@ -33,6 +33,7 @@ from modules import db, locks
 from modules.event_store.relay import PostgresEventRelay
 from server import auth
 from server.config import Settings
+from server.health import follow_database
 from server.interceptors import CallGuard
 from server.servicers.events import EventServicer
 from server.servicers.jobs import JobServicer
@@ -248,7 +249,12 @@ async def start_server(
     await asyncio.get_running_loop().run_in_executor(app.executor, db.ping, app.engine)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def ping() -> None:
+        await app.blocking(db.ping, app.engine)
+
     background = [
+        asyncio.create_task(follow_database(ping, health_servicer, ("", *SERVICE_NAMES)), name="db-health"),
         asyncio.create_task(_prune_periodically(app), name="prune-events"),
         asyncio.create_task(_react_continuously(app, reactions_due), name="reactions"),
         asyncio.create_task(_schedule_continuously(app), name="scheduler"),

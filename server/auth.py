@@ -12,12 +12,14 @@ from typing import Any
 
 import jwt
 
-from core.common.actor import Actor, Role
+from core.common.actor import SYSTEM_ACTOR_ID, Actor, Role
 
 current_actor: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("current_actor", default=None)
 
 ACTOR_ID_HEADER, TENANT_HEADER, ROLES_HEADER = "x-actor-id", "x-actor-tenant", "x-actor-roles"
 IDENTITY_HEADERS = (ACTOR_ID_HEADER, TENANT_HEADER, ROLES_HEADER)
+_CREDENTIAL_HEADERS = frozenset({*IDENTITY_HEADERS, "authorization"})
+_SERVICE_PREFIX = SYSTEM_ACTOR_ID.split(":", 1)[0] + ":"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-/]{0,199}$")
 # Roles a token or header may grant; "system" is the service's own and never granted.
 GRANTABLE = frozenset(r.value for r in Role if r is not Role.SYSTEM)
@@ -58,7 +60,19 @@ class Authenticator:
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Actor:
         """The actor the metadata proves; Unauthenticated otherwise."""
-        headers = {key.lower(): value for key, value in metadata or ()}
+        pairs = [(key.lower(), value) for key, value in metadata or ()]
+        headers = dict(pairs)
+        if len(headers) != len(pairs):
+            repeated = sorted(
+                {
+                    key
+                    for key, _ in pairs
+                    if key in _CREDENTIAL_HEADERS and sum(k == key for k, _ in pairs) > 1
+                }
+            )
+            if repeated:
+                # Which copy would count is the kind of ambiguity a forged request lives on.
+                raise Unauthenticated(f"the header {repeated[0]} is sent more than once")
         if self.mode is AuthMode.HEADERS:
             return self._from_headers(headers)
         present = [name for name in IDENTITY_HEADERS if name in headers]
@@ -95,6 +109,10 @@ class Authenticator:
             raise Unauthenticated("the token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"the token is not valid: {exc}") from None
+        except jwt.PyJWTError:
+            # e.g. a token signed with an algorithm whose key type differs from ours
+            # (InvalidKeyError): the caller's mistake, told without library internals.
+            raise Unauthenticated("the token is not valid: it is not signed with an accepted key") from None
         tenant = claims.get("tenant")
         if not isinstance(tenant, str) or not tenant:
             raise Unauthenticated("the token has no 'tenant' claim")
@@ -113,7 +131,8 @@ def _text(value: str | bytes | None) -> str:
 
 
 def _actor(actor_id: str, tenant: str, roles: Sequence[str], name: object = None) -> Actor:
-    if not _NAME.match(actor_id):
+    if not _NAME.match(actor_id) or actor_id.startswith(_SERVICE_PREFIX):
+        # "system:..." ids belong to the service's own actor; no caller may claim one.
         raise Unauthenticated("the actor id is not acceptable")
     if not _NAME.match(tenant):
         raise Unauthenticated("the tenant is not acceptable")

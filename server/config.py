@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
+
 from modules.db import Timeouts
 from server.auth import AuthMode, JwtSettings
 
@@ -66,23 +68,31 @@ class Settings:
         return 1 if is_sqlite(self.database_url) else max(1, os.cpu_count() or 1)
 
     def jwt_settings(self) -> JwtSettings | None:
-        """How tokens are verified, from the secret or the public key file."""
+        """How tokens are verified, from the secret or the public key file; ConfigError for
+        settings that could not verify a token safely."""
+        unknown = sorted(set(self.jwt_algorithms) - set(jwt.algorithms.get_default_algorithms()))
+        if unknown:
+            raise ConfigError(f"unknown JWT algorithm(s): {', '.join(unknown)}")
         if self.jwt_secret:
+            if len(self.jwt_secret) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"the JWT secret must be at least {MIN_SECRET_LENGTH} characters (HS256 needs 256 bits)"
+                )
+            algorithms = self.jwt_algorithms or ("HS256",)
+            _require_family(algorithms, "a secret", ("HS",))
             return JwtSettings(
-                key=self.jwt_secret,
-                algorithms=self.jwt_algorithms or ("HS256",),
-                audience=self.jwt_audience,
-                issuer=self.jwt_issuer,
+                key=self.jwt_secret, algorithms=algorithms, audience=self.jwt_audience, issuer=self.jwt_issuer
             )
         if self.jwt_public_key_file:
             path = Path(self.jwt_public_key_file)
             if not path.is_file():
                 raise ConfigError(f"JWT public key file {path} does not exist")
+            pem = path.read_bytes()
+            family = _public_key_family(pem, path)
+            algorithms = self.jwt_algorithms or _KEY_ALGORITHMS[family]
+            _require_family(algorithms, f"an {family} public key", _FAMILY_PREFIXES[family])
             return JwtSettings(
-                key=path.read_bytes(),
-                algorithms=self.jwt_algorithms or ("RS256", "EdDSA"),
-                audience=self.jwt_audience,
-                issuer=self.jwt_issuer,
+                key=pem, algorithms=algorithms, audience=self.jwt_audience, issuer=self.jwt_issuer
             )
         return None
 
@@ -101,6 +111,7 @@ class Settings:
             )
         if any(a.lower() == "none" for a in self.jwt_algorithms):
             raise ConfigError("the JWT algorithm 'none' is never accepted")
+        self.jwt_settings()
         if self.processes < 0:
             raise ConfigError("--processes must be 0 (automatic) or more")
         if self.processes > 1 and is_sqlite(self.database_url):
@@ -113,6 +124,35 @@ class Settings:
                 raise ConfigError(f"--{name.replace('_', '-').removesuffix('-s')} must be positive")
         if self.db_connect_timeout_s < 1:
             raise ConfigError("--db-connect-timeout must be at least 1 second")
+
+
+MIN_SECRET_LENGTH = 32
+# Default algorithms for a public key, and the prefixes of the ones it can verify.
+_KEY_ALGORITHMS = {"RSA": ("RS256",), "EC": ("ES256",), "Ed25519": ("EdDSA",)}
+_FAMILY_PREFIXES = {"RSA": ("RS", "PS"), "EC": ("ES",), "Ed25519": ("EdDSA",)}
+
+
+def _public_key_family(pem: bytes, path: Path) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(pem)
+    except ValueError:
+        raise ConfigError(f"JWT public key file {path} is not a PEM public key") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    raise ConfigError(f"JWT public key file {path} holds a {type(key).__name__}: use RSA, EC or Ed25519")
+
+
+def _require_family(algorithms: tuple[str, ...], what: str, prefixes: tuple[str, ...]) -> None:
+    wrong = [a for a in algorithms if not a.startswith(prefixes)]
+    if wrong:
+        raise ConfigError(f"JWT algorithm(s) {', '.join(wrong)} cannot be verified with {what}")
 
 
 def is_sqlite(database_url: str) -> bool:

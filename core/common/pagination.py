@@ -53,6 +53,10 @@ def encode_token(last_id: uuid.UUID, filter_fingerprint: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Tokens this service issues are well under this; anything longer is refused unread.
+MAX_TOKEN_LENGTH = 1024
+
+
 def page_request(page_size: int, page_token: str, filter_fingerprint: str) -> PageRequest:
     """Check a page size and token; raise InvalidPageRequest naming the bad field."""
     if page_size < 0:
@@ -60,12 +64,14 @@ def page_request(page_size: int, page_token: str, filter_fingerprint: str) -> Pa
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     if not page_token:
         return PageRequest(size=size, after=None)
+    if len(page_token) > MAX_TOKEN_LENGTH:
+        raise InvalidPageRequest("page_token", "is not a token this service issued")
     try:
         padded = page_token + "=" * (-len(page_token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         after = uuid.UUID(hex=data["k"])
         issued_for = data["f"]
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise InvalidPageRequest("page_token", "is not a token this service issued") from exc
     if issued_for != filter_fingerprint:
         raise InvalidPageRequest("page_token", "was issued for a different filter")

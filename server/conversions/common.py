@@ -42,11 +42,15 @@ def require_uuid(field: str, text: str) -> uuid.UUID:
     return value
 
 
+ETAG_MAX_DIGITS = 19  # versions are BIGINT
+
+
 def parse_etag(text: str, field: str = "etag") -> int | None:
     """The version an etag names; None for no etag."""
     if not text:
         return None
-    if not text.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and no longer than any version can be.
+    if len(text) > ETAG_MAX_DIGITS or not (text.isascii() and text.isdigit()):
         raise InvalidRequest(field, "is not an etag this service issued")
     return int(text)
 

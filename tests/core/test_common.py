@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -115,6 +116,21 @@ class TestPagination:
         assert pagination.page_request(10, token, "f1") == pagination.PageRequest(size=10, after=key)
         with pytest.raises(pagination.InvalidPageRequest, match="different filter"):
             pagination.page_request(10, token, "f2")
+
+    @pytest.mark.parametrize(
+        "token",
+        [
+            base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode(),  # nests past the parser
+            base64.urlsafe_b64encode(b'{"k": "' + b"0" * 2000 + b'"}').decode(),
+            "not base64 at all!",
+            base64.urlsafe_b64encode(b'{"k": 1, "f": "f"}').decode(),
+        ],
+        ids=["deeply-nested", "oversized", "garbage", "wrong-types"],
+    )
+    def test_a_forged_token_is_refused_by_name(self, token: str) -> None:
+        with pytest.raises(pagination.InvalidPageRequest) as refused:
+            pagination.page_request(10, token, "f")
+        assert refused.value.field == "page_token"
 
     def test_sizes_default_and_cap(self) -> None:
         assert pagination.page_request(0, "", "f").size == pagination.DEFAULT_PAGE_SIZE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from core.common.errors import ConcurrencyError, ConflictError, StorageUnavailableError
 from modules import db, errors
 from server.__main__ import main
-from tests.conftest import SQL_BACKENDS
+from tests.conftest import SQL_BACKENDS, reset_postgres
 
 TABLES = {"jobs", "job_runs", "tasks", "events", "event_counter", "alembic_version"}
 
@@ -93,3 +94,39 @@ class TestTranslated:
     def test_other_operational_errors_pass_through(self) -> None:
         with pytest.raises(OperationalError), errors.translated():
             raise OperationalError("SELECT", {}, _Orig("disk full", "53100"))
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_a_new_database_at_once_all_succeed(postgres_engine: Engine) -> None:
+    """Each round drops the schema, then four migrators start together; all must succeed."""
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    reset_postgres(postgres_engine)
+    for _ in range(5):
+        db.downgrade(postgres_engine, "base")
+        engines = [db.make_engine(url, pool_size=1) for _ in range(4)]
+        failures = _migrate_together(engines)
+        for engine in engines:
+            engine.dispose()
+        assert failures == []
+    with postgres_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+
+
+def _migrate_together(engines: list[Engine]) -> list[BaseException]:
+    """Migrate every engine's database from its own thread, all released at once."""
+    barrier = threading.Barrier(len(engines))
+    failures: list[BaseException] = []
+
+    def migrate(engine: Engine) -> None:
+        try:
+            barrier.wait(timeout=10)
+            db.migrate(engine)
+        except BaseException as exc:  # pragma: no cover - reported by the caller
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures

@@ -104,6 +104,21 @@ class TestJwt:
         with pytest.raises(Unauthenticated):
             rs256.authenticate(bearer(jwt.encode({"sub": "x", "tenant": "t", "exp": 2**31}, "k" * 32)))
 
+    def test_a_token_of_the_other_key_type_is_unauthenticated_not_unknown(self) -> None:
+        """With both RS256 and EdDSA accepted and an RSA key, an EdDSA token makes PyJWT raise
+        InvalidKeyError (not an InvalidTokenError): it is still the caller's bad token."""
+        rsa_public = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        both = Authenticator(
+            AuthMode.JWT, jwt_settings=JwtSettings(key=rsa_public, algorithms=("RS256", "EdDSA"))
+        )
+        ed_token = token(key=ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA")
+        with pytest.raises(Unauthenticated, match="not signed with an accepted key"):
+            both.authenticate(bearer(ed_token))
+
     def test_eddsa(self) -> None:
         private = ed25519.Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(
@@ -147,3 +162,22 @@ class TestHeaders:
     def test_incomplete_or_bad_headers(self, metadata: list[tuple[str, str]]) -> None:
         with pytest.raises(Unauthenticated):
             Authenticator(AuthMode.HEADERS).authenticate(metadata)
+
+
+class TestAmbiguousOrReservedIdentities:
+    @pytest.mark.parametrize("header", ["x-actor-id", "x-actor-tenant", "x-actor-roles"])
+    def test_a_repeated_identity_header_is_refused(self, header: str) -> None:
+        metadata = [("x-actor-id", "ann"), ("x-actor-tenant", "acme"), ("x-actor-roles", "member")]
+        metadata.append((header.upper(), "admin" if header == "x-actor-roles" else "mallory"))
+        with pytest.raises(Unauthenticated, match=f"{header} is sent more than once"):
+            Authenticator(AuthMode.HEADERS).authenticate(metadata)
+
+    def test_a_repeated_bearer_token_is_refused(self) -> None:
+        hs256 = Authenticator(AuthMode.JWT, jwt_settings=JwtSettings(key=SECRET, algorithms=("HS256",)))
+        with pytest.raises(Unauthenticated, match="authorization is sent more than once"):
+            hs256.authenticate([*bearer(token()), *bearer(token({"sub": "root"}))])
+
+    @pytest.mark.parametrize("actor_id", ["system:jobtask", "system:anything", "a\x07b", "a\nb"])
+    def test_the_service_s_own_ids_and_control_characters_are_refused(self, actor_id: str) -> None:
+        with pytest.raises(Unauthenticated, match="actor id is not acceptable"):
+            Authenticator(AuthMode.HEADERS).authenticate([("x-actor-id", actor_id), ("x-actor-tenant", "t")])

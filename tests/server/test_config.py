@@ -43,21 +43,64 @@ def test_header_identity_on_loopback(listen: str) -> None:
     parse(["--auth-mode", "headers", "--listen", listen]).check()
 
 
-def test_a_public_key_file(tmp_path: Path) -> None:
+def _pem(public_key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(  # type: ignore[attr-defined, no-any-return]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "expected"), [("rsa", ("RS256",)), ("ec", ("ES256",)), ("ed25519", ("EdDSA",))]
+)
+def test_the_default_algorithms_follow_the_public_key(
+    tmp_path: Path, family: str, expected: tuple[str, ...]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    private: object = {
+        "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "ed25519": ed25519.Ed25519PrivateKey.generate,
+    }[family]()
     key = tmp_path / "key.pem"
-    key.write_text("-----BEGIN PUBLIC KEY-----\n")
+    key.write_bytes(_pem(private.public_key()))  # type: ignore[attr-defined]
     jwt_settings = parse(["--jwt-public-key-file", str(key)]).jwt_settings()
     assert jwt_settings is not None
-    assert jwt_settings.algorithms == ("RS256", "EdDSA")
-    with pytest.raises(config.ConfigError, match="does not exist"):
-        parse(["--jwt-public-key-file", str(tmp_path / "missing.pem")]).check()
+    assert jwt_settings.algorithms == expected
+
+
+def test_jwt_settings_that_could_not_verify_safely_stop_the_server(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = tmp_path / "key.pem"
+    key.write_bytes(_pem(ed25519.Ed25519PrivateKey.generate().public_key()))
+    not_pem = tmp_path / "key.txt"
+    not_pem.write_text("-----BEGIN PUBLIC KEY-----\n")
+    refusals = {
+        "does not exist": ["--jwt-public-key-file", str(tmp_path / "missing.pem")],
+        "not a PEM public key": ["--jwt-public-key-file", str(not_pem)],
+        "cannot be verified with an Ed25519": [
+            "--jwt-public-key-file",
+            str(key),
+            "--jwt-algorithms",
+            "HS256",
+        ],
+        "unknown JWT algorithm": ["--jwt-secret", "s" * 40, "--jwt-algorithms", "HS257"],
+        "at least 32 characters": ["--jwt-secret", "x"],
+        "cannot be verified with a secret": ["--jwt-secret", "s" * 40, "--jwt-algorithms", "RS256"],
+    }
+    for message, argv in refusals.items():
+        with pytest.raises(config.ConfigError, match=message):
+            parse(argv).check()
 
 
 def test_bad_values_and_none_algorithm() -> None:
     with pytest.raises(config.ConfigError, match="invalid setting"):
         parse(["--workers", "many"])
     with pytest.raises(config.ConfigError, match="none"):
-        parse(["--jwt-secret", "x", "--jwt-algorithms", "none"]).check()
+        parse(["--jwt-secret", "x" * 40, "--jwt-algorithms", "none"]).check()
 
 
 def test_serve_refuses_a_bad_configuration_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ from jobtask.v1 import common_pb2
 
 from core.common.result import ErrorCode, FieldViolation, OperationResult
 from server import errors
+from server.conversions.common import InvalidRequest, etag, parse_etag
 
 
 def test_the_table_covers_every_code_with_the_status_of_the_same_name() -> None:
@@ -38,3 +39,15 @@ def test_details_become_a_struct() -> None:
     assert error is not None
     message = errors.error_to_proto(error)
     assert dict(message.details) == {"current_state": "SUCCEEDED", "attempted_state": "RUNNING"}
+
+
+@pytest.mark.parametrize("text", ["²", "1²", "١٢", "9" * 5000, "-1", "1.0", " 1"])
+def test_an_etag_that_is_not_a_version_is_refused_by_name(text: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        parse_etag(text)
+    assert refused.value.violation.field == "etag"
+
+
+def test_etags_round_trip() -> None:
+    assert parse_etag("") is None
+    assert parse_etag(etag(9_000_000_000)) == 9_000_000_000

@@ -177,9 +177,11 @@ def _valid_cron(expression: str) -> bool:
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    # A name that is a directory of the zone database ("America", "Etc") or too long for a
+    # file name raises OSError rather than ZoneInfoNotFoundError.
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         return None
 
 
