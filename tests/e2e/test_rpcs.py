@@ -255,7 +255,7 @@ class TestTaskRpcs:
                 tasks_pb2.CreateSubtaskRequest(parent_id=task.id, task=tasks_pb2.Task(title="c")),
                 metadata=STRANGER,
             ),
-            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.NOT_FOUND,
         )
         failure(
             lambda: tasks.GetTask(tasks_pb2.GetTaskRequest(id=task.id), metadata=STRANGER),

@@ -92,14 +92,14 @@ class TaskService:
             if parent_id is not None:
                 parent = uow.tasks.get(actor.tenant, parent_id)
                 if parent is None or not permissions.can_read(actor, parent):
-                    return OperationResult.invalid_argument("parent_id", f"no task {parent_id}")
+                    return OperationResult.not_found("task", parent_id)
                 if job_id is not None and job_id != parent.job_id:
                     return OperationResult.invalid_argument("job_id", "a subtask belongs to its parent's job")
                 job_id = parent.job_id
             elif job_id is not None:
                 job = uow.jobs.get(actor.tenant, job_id)
                 if job is None or not job_permissions.can_read(actor, job):
-                    return OperationResult.invalid_argument("job_id", f"no job {job_id}")
+                    return OperationResult.not_found("job", job_id)
             task = Task(
                 id=new_id(),
                 tenant=actor.tenant,
@@ -252,11 +252,14 @@ class TaskService:
                 return moved.as_failure()
             still_open = [t for t in uow.tasks.descendants(task.tenant, task.id) if t.is_open]
             if still_open:
-                ids = [str(t.id) for t in still_open]
+                # Name only the subtasks the caller may read; the count covers them all.
+                ids = [str(t.id) for t in still_open if permissions.can_read(actor, t)]
                 return OperationResult.failed_precondition(
-                    f"task {task.id} has {len(ids)} open subtask(s): {', '.join(ids)}",
+                    f"task {task.id} has {len(still_open)} open subtask(s)"
+                    + (f": {', '.join(ids)}" if ids else ""),
                     current_state=task.status,
                     open_subtasks=ids,
+                    open_subtask_count=len(still_open),
                 )
             after = moved.value
             return OperationResult.success(

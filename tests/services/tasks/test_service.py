@@ -84,7 +84,6 @@ class TestCreateTask:
             ({"priority": "SUPER"}, "priority"),
             ({"assignee": ""}, "assignee"),
             ({"labels": {"-bad": "v"}}, "labels['-bad']"),
-            ({"job_id": uuid.uuid4()}, "job_id"),
             ({"request_id": ""}, "request_id"),
             ({"title": "a\x00"}, "title"),
             ({"assignee": "carl\x00"}, "assignee"),
@@ -103,11 +102,17 @@ class TestCreateTask:
         result = service.create_task(member, TaskCreate(title="t", due_at=clock.now().replace(tzinfo=None)))
         assert fields_of(result) == {"due_at"}
 
-    def test_a_job_of_another_tenant_is_invalid(
-        self, service: TaskService, jobs: JobService, stranger: Actor, member: Actor
+    def test_a_job_of_another_tenant_or_unreadable_is_not_found(
+        self, service: TaskService, jobs: JobService, stranger: Actor, member: Actor, operator: Actor
     ) -> None:
         foreign = jobs.create_job(stranger, JobCreate(name="j", kind="k")).value
-        assert fields_of(service.create_task(member, TaskCreate(title="t", job_id=foreign.id))) == {"job_id"}
+        assert_failed(
+            service.create_task(member, TaskCreate(title="t", job_id=foreign.id)), ErrorCode.NOT_FOUND
+        )
+        unreadable = jobs.create_job(operator, JobCreate(name="theirs", kind="k")).value
+        assert_failed(
+            service.create_task(member, TaskCreate(title="t", job_id=unreadable.id)), ErrorCode.NOT_FOUND
+        )
 
     def test_a_viewer_may_not_create(self, service: TaskService, viewer: Actor) -> None:
         assert_failed(service.create_task(viewer, TaskCreate(title="t")), ErrorCode.PERMISSION_DENIED)
@@ -137,13 +142,28 @@ class TestSubtasks:
         result = service.create_subtask(member, parent.id, TaskCreate(title="t", job_id=job.id))
         assert fields_of(result) == {"job_id"}
 
-    def test_a_parent_in_another_tenant_is_invalid(
-        self, service: TaskService, make_task: TaskMaker, stranger: Actor, delivered: list[Event]
+    def test_a_parent_in_another_tenant_or_unknown_is_not_found(
+        self,
+        service: TaskService,
+        make_task: TaskMaker,
+        stranger: Actor,
+        member: Actor,
+        delivered: list[Event],
     ) -> None:
         parent = make_task()
         delivered.clear()
-        result = service.create_subtask(stranger, parent.id, TaskCreate(title="t"))
-        assert fields_of(result) == {"parent_id"}
+        assert_failed(service.create_subtask(stranger, parent.id, TaskCreate(title="t")), ErrorCode.NOT_FOUND)
+        assert_failed(
+            service.create_subtask(member, uuid.uuid4(), TaskCreate(title="t")), ErrorCode.NOT_FOUND
+        )
+        assert delivered == []
+
+    def test_a_job_that_is_unknown_or_unreadable_is_not_found(
+        self, service: TaskService, member: Actor, delivered: list[Event]
+    ) -> None:
+        assert_failed(
+            service.create_task(member, TaskCreate(title="t", job_id=uuid.uuid4())), ErrorCode.NOT_FOUND
+        )
         assert delivered == []
 
     def test_get_subtasks_lists_direct_children(
@@ -339,6 +359,22 @@ class TestAssignTask:
 
 
 class TestCompleteTask:
+    def test_the_refusal_names_only_the_open_subtasks_the_caller_may_read(
+        self, service: TaskService, make_task: TaskMaker, member: Actor, assignee: Actor
+    ) -> None:
+        parent = make_task(assignee=assignee.id)
+        hidden = service.create_subtask(assignee, parent.id, TaskCreate(title="the assignee's own")).value
+        visible = service.create_subtask(member, parent.id, TaskCreate(title="the owner's")).value
+        assert service.get_task(member, hidden.id).code is ErrorCode.NOT_FOUND
+
+        refused = service.complete_task(member, parent.id)
+
+        assert_failed(refused, ErrorCode.FAILED_PRECONDITION)
+        assert refused.error is not None
+        assert refused.error.details["open_subtasks"] == [str(visible.id)]
+        assert refused.error.details["open_subtask_count"] == 2
+        assert str(hidden.id) not in refused.error.message
+
     def test_the_assignee_completes_and_reopens(
         self,
         service: TaskService,
