@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 DEFAULT_STATEMENT_TIMEOUT_S = 15.0
-MIGRATION_LOCK_KEY = 0x6A6F627461736B  # "jobtask", the advisory lock migrations take
+MIGRATION_LOCK_KEY = 0x6A6F62746D6967  # "jobtmig": migrations (the scheduler has its own key)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -219,7 +219,10 @@ async def start_server(
     await feed.start()
     reactions_due = _Wake()
     app.bus.subscribe("*", lambda _: feed.wake())
-    app.bus.subscribe("*", reactions_due)
+    # Only events some reaction wants wake the reactions; the others are stepped over on
+    # the next wake or the one-second poll.
+    for pattern in app.reactor.patterns():
+        app.bus.subscribe(pattern, reactions_due)
     events_servicer = EventServicer(
         feed=feed, authenticator=app.authenticator, heartbeat_s=app.settings.heartbeat_s
     )

@@ -196,6 +196,13 @@ class EventFeed:
                 log.exception("reading the event log failed; retrying in %.1fs", self._poll_interval)
 
     async def _catch_up(self) -> None:
+        if not self._live:
+            # Nobody is following: learn how far the log goes without reading (and decoding)
+            # what nobody will be sent. A subscriber that joined meanwhile reads it normally.
+            last = (await self._bounds())[1]
+            if not self._live:
+                self.position = max(self.position, last)
+                return
         while True:
             batch = await self._read_after(self.position, self._batch_size)
             for event in batch:

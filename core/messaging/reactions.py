@@ -52,6 +52,10 @@ class Reactor:
         self._reactions = tuple(reactions)
         self._batch_size = batch_size
 
+    def patterns(self) -> list[str]:
+        """Every event-type pattern some reaction wants."""
+        return sorted({pattern for reaction in self._reactions for pattern in reaction.patterns})
+
     def run_once(self) -> int:
         """Process one batch per reaction; return how many events were read."""
         return sum(self._run(reaction) for reaction in self._reactions)

@@ -22,7 +22,7 @@ from modules import db
 LARGE = int(os.environ.get("BENCH_LIST_ROWS", "1000000"))
 SMALL = 10_000
 PAGE = 50
-REPEAT = 5
+REPEAT = 15
 
 ADMIN = Actor(id="admin", tenant="acme", roles=frozenset({"admin"}))
 MEMBER = Actor(id="owner-7", tenant="acme", roles=frozenset({"member"}))
