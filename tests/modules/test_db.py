@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from core.common.errors import ConcurrencyError, ConflictError, StorageUnavailableError
 from modules import db, errors
@@ -91,6 +91,26 @@ class TestTranslated:
         with pytest.raises(expected), errors.translated():
             raise OperationalError("SELECT", {}, orig)
 
+    @pytest.mark.parametrize(
+        ("orig", "expected"),
+        [
+            (_Orig("canceling statement due to statement timeout", "57014"), StorageUnavailableError),
+            (_Orig("canceling statement due to lock timeout", "55P03"), StorageUnavailableError),
+            (_Orig("terminating connection due to administrator command", "57P01"), StorageUnavailableError),
+        ],
+    )
+    def test_timeouts_and_shutdowns_are_unavailable(self, orig: _Orig, expected: type[Exception]) -> None:
+        with pytest.raises(expected), errors.translated():
+            raise OperationalError("SELECT", {}, orig)
+
+    def test_an_idle_in_transaction_timeout_is_unavailable(self) -> None:
+        with pytest.raises(StorageUnavailableError), errors.translated():
+            raise InternalError("SELECT", {}, _Orig("idle-in-transaction timeout", "25P03"))
+        with pytest.raises(ConcurrencyError), errors.translated():
+            raise InternalError("SELECT", {}, _Orig("could not serialize", "40001"))
+        with pytest.raises(InternalError), errors.translated():
+            raise InternalError("SELECT", {}, _Orig("something else", "XX000"))
+
     def test_other_operational_errors_pass_through(self) -> None:
         with pytest.raises(OperationalError), errors.translated():
             raise OperationalError("SELECT", {}, _Orig("disk full", "53100"))
@@ -130,3 +150,19 @@ def _migrate_together(engines: list[Engine]) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return failures
+
+
+@pytest.mark.postgres
+def test_a_statement_or_lock_wait_past_its_timeout_is_unavailable(postgres_engine: Engine) -> None:
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    engine = db.make_engine(url, timeouts=db.Timeouts(statement_s=0.2, lock_s=0.2))
+    try:
+        with pytest.raises(StorageUnavailableError), errors.translated(), engine.connect() as connection:
+            connection.exec_driver_sql("SELECT pg_sleep(2)")
+        with engine.connect() as holder, engine.connect() as waiter:
+            holder.exec_driver_sql("SELECT * FROM event_counter WHERE id = 1 FOR UPDATE")
+            with pytest.raises(StorageUnavailableError), errors.translated():
+                waiter.exec_driver_sql("UPDATE event_counter SET last_sequence = last_sequence WHERE id = 1")
+            holder.rollback()
+    finally:
+        engine.dispose()
