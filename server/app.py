@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from core.common.clock import SystemClock
+from core.common.failures import FailureLog
 from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed
@@ -162,34 +163,40 @@ class _Wake:
 
 async def _react_continuously(app: Application, wake: _Wake) -> None:
     """Run the durable reactions whenever events commit (and every second regardless)."""
+    failures = FailureLog(log, "running reactions")
     while True:
         try:
             await app.blocking(app.reactor.run_until_idle)
-        except Exception:
-            log.exception("running reactions failed")
+            failures.succeeded()
+        except Exception as error:
+            failures.failed(error)
         await wake.wait(REACT_EVERY_S)
 
 
 async def _schedule_continuously(app: Application) -> None:
     """Promote due jobs every scheduler interval while this replica leads."""
+    failures = FailureLog(log, "the scheduler step")
     while True:
         try:
             promoted = await app.blocking(app.scheduler.tick)
+            failures.succeeded()
             if promoted:
                 log.info("scheduler promoted %d due jobs", len(promoted))
-        except Exception:
-            log.exception("the scheduler step failed")
+        except Exception as error:
+            failures.failed(error)
         await asyncio.sleep(app.settings.scheduler_interval_s)
 
 
 async def _prune_periodically(app: Application) -> None:
+    failures = FailureLog(log, "pruning the event log")
     while True:
         try:
             pruned = await app.blocking(app.prune_events)
+            failures.succeeded()
             if pruned:
                 log.info("pruned %d events older than %.0f hours", pruned, app.settings.event_retention_h)
-        except Exception:
-            log.exception("pruning the event log failed")
+        except Exception as error:
+            failures.failed(error)
         await asyncio.sleep(PRUNE_EVERY_S)
 
 

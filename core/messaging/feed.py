@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Never
 
 from core.common.actor import Actor
+from core.common.failures import FailureLog
 from core.common.result import OperationError, OperationResult
 from core.messaging.bus import compile_pattern
 from core.messaging.events import Event
@@ -183,6 +184,7 @@ class EventFeed:
         return _error(OperationResult.unavailable(self._closing or "unavailable", last_sequence=delivered))
 
     async def _tail(self) -> None:
+        failures = FailureLog(log, "reading the event log")
         while not self._stopping:
             await _wait(self._wake, self._poll_interval)
             self._wake.clear()
@@ -190,10 +192,11 @@ class EventFeed:
                 return
             try:
                 await self._catch_up()
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reading the event log failed; retrying in %.1fs", self._poll_interval)
+            except Exception as error:
+                failures.failed(error)
 
     async def _catch_up(self) -> None:
         if not self._live:
