@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from jobtask.v1 import events_pb2, events_pb2_grpc, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from jobtask.v1 import events_pb2, events_pb2_grpc, jobs_pb2, tasks_pb2
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -211,11 +211,8 @@ async def start_server(
     guard = CallGuard(app.authenticator, app.executor)
     jobs_servicer = JobServicer(jobs=app.jobs, authenticator=app.authenticator)
     tasks_servicer = TaskServicer(tasks=app.tasks, authenticator=app.authenticator)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        guard.unary_handlers(jobs_servicer, JOB_SERVICE), server
-    )
-    tasks_pb2_grpc.add_TaskServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        guard.unary_handlers(tasks_servicer, TASK_SERVICE), server
+    server.add_generic_rpc_handlers(
+        (guard.unary_handlers(jobs_servicer, JOB_SERVICE), guard.unary_handlers(tasks_servicer, TASK_SERVICE))
     )
     feed = EventFeed(
         read_after=lambda after, limit: app.blocking(app.read_events, after, limit),

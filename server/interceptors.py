@@ -15,6 +15,7 @@ from typing import Any, Final
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
 
 from core.common import context as core_context
 from core.common.actor import Actor
@@ -106,15 +107,23 @@ class CallGuard:
         self._authenticator = authenticator
         self._executor = executor
 
-    def unary_handlers(self, servicer: object, service: ServiceDescriptor) -> object:
-        """An object with an async method per RPC of ``service`` that runs ``servicer``'s
-        synchronous method on the worker threads, behind the guard."""
-        adapter = type(f"Guarded{type(servicer).__name__}", (), {})()
+    def unary_handlers(
+        self, servicer: object, service: ServiceDescriptor
+    ) -> grpc.GenericRpcHandler[Any, Any]:
+        """The handlers of every RPC of ``service``: each runs ``servicer``'s synchronous method
+        on the worker threads, behind the guard. A request that cannot even be decoded
+        (nested past the decoder's depth, truncated) is answered INVALID_ARGUMENT."""
+        handlers = {}
         for rpc in service.methods:
             method = f"/{service.full_name}/{rpc.name}"
+            request = message_factory.GetMessageClass(rpc.input_type)
             empty = message_factory.GetMessageClass(rpc.output_type)
-            setattr(adapter, rpc.name, self._unary(method, getattr(servicer, rpc.name), empty))
-        return adapter
+            handlers[rpc.name] = grpc.unary_unary_rpc_method_handler(
+                self._unary(method, getattr(servicer, rpc.name), empty),
+                request_deserializer=_decoding(request),
+                response_serializer=empty.SerializeToString,
+            )
+        return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
     def stream_handlers(self, servicer: object, service: ServiceDescriptor) -> object:
         """An object with an async generator per RPC of ``service``, behind the guard."""
@@ -165,6 +174,8 @@ class CallGuard:
             try:
                 core_context.set_time_remaining(context.time_remaining())
                 correlation = self.admit(method, context.invocation_metadata())
+                if isinstance(request, Undecodable):
+                    raise Refused(request.error)
                 return inner(request, context)
             except Exception as error:
                 set_failure(context, self.failure(method, correlation, error))
@@ -198,6 +209,28 @@ class CallGuard:
                 await _abort(context, self.failure(method, correlation, error))
 
         return guarded
+
+
+class Undecodable:
+    """What a request that could not be decoded becomes, so the guard can answer it."""
+
+    def __init__(self, reason: str) -> None:
+        self.error: OperationError = OperationResult.invalid_argument(  # type: ignore[assignment]
+            "request", f"cannot be decoded: {reason}"
+        ).error
+
+
+def _decoding(message: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+    def decode(data: bytes) -> Message | Undecodable:
+        try:
+            return message.FromString(data)
+        except DecodeError as exc:
+            depth = "MaxDepth" in str(exc)
+            return Undecodable("nested too deeply" if depth else "not a valid message")
+        except RecursionError:
+            return Undecodable("nested too deeply")
+
+    return decode
 
 
 class Refused(Exception):

@@ -175,6 +175,17 @@ class TestJobRpcs:
             grpc.StatusCode.INVALID_ARGUMENT,
         )
 
+    def test_a_request_nested_past_the_decoder_is_invalid_not_unknown(self, jobs: Any) -> None:
+        request = jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name="deep", kind="k"))
+        level = request.job.payload
+        for _ in range(120):
+            level = level.fields["a"].struct_value
+        result = failure(lambda: jobs.CreateJob(request, metadata=MEMBER), grpc.StatusCode.INVALID_ARGUMENT)
+        assert [v.field for v in result.field_violations] == ["request"]
+        assert "nested too deeply" in result.message + result.field_violations[0].description
+        listed = jobs.ListJobs(jobs_pb2.ListJobsRequest(), metadata=MEMBER).jobs
+        assert [j.name for j in listed if j.name == "deep"] == []
+
     def test_a_viewer_is_refused_before_the_servicer_runs(self, jobs: Any) -> None:
         denied = failure(
             lambda: jobs.StartJob(jobs_pb2.StartJobRequest(id=MISSING), metadata=VIEWER),
