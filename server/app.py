@@ -219,6 +219,7 @@ async def start_server(
         bounds=lambda: app.blocking(app.event_bounds),
         visible=can_see,
         buffer_size=app.settings.subscriber_buffer,
+        streams_per_actor=app.settings.streams_per_actor,
     )
     await feed.start()
     reactions_due = _Wake()

@@ -44,6 +44,7 @@ class Settings:
     event_retention_h: float = 168.0
     heartbeat_s: float = 15.0
     subscriber_buffer: int = 1000
+    streams_per_actor: int = 100
     scheduler_interval_s: float = 1.0
     processes: int = 0
     db_statement_timeout_s: float = db_defaults.statement_s
@@ -112,6 +113,8 @@ class Settings:
         if any(a.lower() == "none" for a in self.jwt_algorithms):
             raise ConfigError("the JWT algorithm 'none' is never accepted")
         self.jwt_settings()
+        if self.streams_per_actor < 0:
+            raise ConfigError("--streams-per-actor must be 0 (no limit) or more")
         if self.processes < 0:
             raise ConfigError("--processes must be 0 (automatic) or more")
         if self.processes > 1 and is_sqlite(self.database_url):
@@ -188,6 +191,7 @@ ENV = {
     "event_retention_h": "JOBTASK_EVENT_RETENTION_HOURS",
     "heartbeat_s": "JOBTASK_HEARTBEAT",
     "subscriber_buffer": "JOBTASK_SUBSCRIBER_BUFFER",
+    "streams_per_actor": "JOBTASK_STREAMS_PER_ACTOR",
     "scheduler_interval_s": "JOBTASK_SCHEDULER_INTERVAL",
     "processes": "JOBTASK_PROCESSES",
     "db_statement_timeout_s": "JOBTASK_DB_STATEMENT_TIMEOUT",
@@ -232,6 +236,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
     flag("event_retention_h", "hours events are kept in the log")
     flag("heartbeat_s", "seconds a silent event stream waits before a heartbeat")
     flag("subscriber_buffer", "events a subscriber may fall behind before its stream is cut")
+    flag("streams_per_actor", "event streams one actor may hold open at once per process (0: no limit)")
     flag("scheduler_interval_s", "seconds between scheduler steps")
     flag("processes", "server processes sharing the port (0: one per core on PostgreSQL, one on SQLite)")
     flag("db_statement_timeout_s", "seconds a database statement may run")
@@ -266,6 +271,7 @@ def from_arguments(args: argparse.Namespace) -> Settings:
             event_retention_h=float(args.event_retention_h),
             heartbeat_s=float(args.heartbeat_s),
             subscriber_buffer=int(args.subscriber_buffer),
+            streams_per_actor=int(args.streams_per_actor),
             scheduler_interval_s=float(args.scheduler_interval_s),
             processes=int(args.processes),
             db_statement_timeout_s=float(args.db_statement_timeout_s),

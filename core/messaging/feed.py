@@ -130,8 +130,12 @@ class EventFeed:
         buffer_size: int = 1000,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        streams_per_actor: int = 0,
     ) -> None:
         self._read_after = read_after
+        # How many streams one actor (tenant and id) may hold open at once; 0: no limit.
+        self._streams_per_actor = streams_per_actor
+        self._open: dict[tuple[str, str], int] = {}
         self._bounds = bounds
         self._visible = visible
         self._buffer_size = buffer_size
@@ -230,6 +234,32 @@ class EventFeed:
         """
         if self._closing is not None:
             _raise(self._shutting_down(after_sequence or 0))
+        key = (actor.tenant, actor.id)
+        held = self._open.get(key, 0)
+        if self._streams_per_actor and held >= self._streams_per_actor:
+            _raise(
+                _error(
+                    OperationResult.resource_exhausted(
+                        f"actor {actor.id} already has {held} open streams, the most one actor may hold; "
+                        "close one first",
+                        open_streams=held,
+                    )
+                )
+            )
+        self._open[key] = held + 1
+        try:
+            async for item in self._stream(actor, wanted, after_sequence, heartbeat):
+                yield item
+        finally:
+            remaining = self._open.get(key, 1) - 1
+            if remaining:
+                self._open[key] = remaining
+            else:
+                self._open.pop(key, None)
+
+    async def _stream(
+        self, actor: Actor, wanted: EventFilter, after_sequence: int | None, heartbeat: float
+    ) -> AsyncIterator[Event | Heartbeat]:
         oldest, last = await self._bounds()
         if after_sequence is None:
             position = last

@@ -58,9 +58,16 @@ def wait_ready(address: str, timeout: float = 60) -> None:
 
 @contextlib.contextmanager
 def jobtask_server(database_url: str, *, processes: int = 0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``jobtask serve`` on a free port with header identity; yields its address and process."""
+    """``jobtask serve`` on a free port with header identity; yields its address and process.
+
+    One actor drives every benchmark, so its cap on open streams is lifted."""
     address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "JOBTASK_DATABASE_URL": database_url, "JOBTASK_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "JOBTASK_DATABASE_URL": database_url,
+        "JOBTASK_LOG_LEVEL": "WARNING",
+        "JOBTASK_STREAMS_PER_ACTOR": "0",
+    }
     command = [sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address]
     command += ["--processes", str(processes)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=LOG)

@@ -31,7 +31,7 @@ OTHER = Actor(id="ops", tenant="globex", roles=frozenset({"admin"}))
 class World:
     """Services on one in-memory store, and a feed reading its log."""
 
-    def __init__(self, clock: FakeClock, buffer_size: int = 1000) -> None:
+    def __init__(self, clock: FakeClock, buffer_size: int = 1000, streams_per_actor: int = 0) -> None:
         self.bus = MessageBus()
         self.uow = InMemoryUnitOfWorkFactory(publish=self.bus.publish)
         self.jobs = JobService(uow=self.uow, clock=clock)
@@ -43,6 +43,7 @@ class World:
             buffer_size=buffer_size,
             batch_size=7,
             poll_interval=0.05,
+            streams_per_actor=streams_per_actor,
         )
         self.bus.subscribe("*", lambda _: self.feed.wake())
 
@@ -290,3 +291,28 @@ def test_a_replay_overtaken_by_pruning_ends_out_of_range(world: World, clock: Fa
         return ended.value.error.code
 
     assert run(scenario) is ErrorCode.OUT_OF_RANGE
+
+
+def test_an_actor_holds_at_most_its_share_of_streams(clock: FakeClock) -> None:
+    world = World(clock, streams_per_actor=2)
+
+    async def scenario() -> tuple[object, list[int]]:
+        await world.feed.start()
+        world.make_jobs(1)
+        first = world.feed.subscribe(OPS, EventFilter(), after_sequence=0)
+        second = world.feed.subscribe(OPS, EventFilter(), after_sequence=0)
+        await take(first, 1)
+        await take(second, 1)
+        with pytest.raises(StreamEnded) as refused:
+            await anext(world.feed.subscribe(OPS, EventFilter(), after_sequence=0))
+        # Another actor of the tenant is counted apart; a closed stream frees its place.
+        other = await take(world.feed.subscribe(ANN, EventFilter(), after_sequence=0), 1)
+        await first.aclose()
+        again = await take(world.feed.subscribe(OPS, EventFilter(), after_sequence=0), 1)
+        await world.feed.close()
+        return refused.value.error, [len(other), len(again)]
+
+    error, taken = run(scenario)
+    assert error.code is ErrorCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert error.details["open_streams"] == 2  # type: ignore[attr-defined]
+    assert taken == [1, 1]
