@@ -14,10 +14,12 @@ Elsewhere (SQLite; PostgreSQL reads) statements simply run on the connection as 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Connection, Table, insert
 from sqlalchemy.engine import CursorResult
+
+from modules import errors
 
 
 class Transaction:
@@ -77,6 +79,29 @@ class Transaction:
         held, self.pending = self.pending, []
         for table, values in held:
             self.connection.execute(insert(table), values)
+
+
+class TransactionalRepository:
+    """Base of the repositories: statements go through the unit of work's Transaction, and
+    driver errors are translated (``unique_by_columns`` names SQLite's unique constraints,
+    which SQLite reports by their columns)."""
+
+    unique_by_columns: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
+
+    def _execute(self, statement: Any, parameters: Any = None) -> Any:
+        with errors.translated(self.unique_by_columns):
+            return self._tx.read(statement, parameters)
+
+    def _write(self, statement: Any, parameters: Any = None) -> Any:
+        with errors.translated(self.unique_by_columns):
+            return self._tx.write(statement, parameters)
+
+    def _insert(self, table: Table, values: dict[str, Any]) -> None:
+        with errors.translated(self.unique_by_columns):
+            self._tx.insert(table, values)
 
 
 def insert_sql(table: Table, values: Mapping[str, Any], key: str) -> tuple[str, dict[str, Any]]:

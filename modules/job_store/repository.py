@@ -21,10 +21,9 @@ from core.services.jobs.types import (
     Schedule,
     ScheduleKind,
 )
-from modules import errors
 from modules.base import keyset_page, labels_match
 from modules.job_store.models import JobRow, JobRunRow
-from modules.transaction import Transaction
+from modules.transaction import TransactionalRepository
 
 jobs = cast("Table", JobRow.__table__)
 runs = cast("Table", JobRunRow.__table__)
@@ -53,23 +52,10 @@ _OPEN_RUN = (
 )
 
 
-class SqlAlchemyJobRepository:
+class SqlAlchemyJobRepository(TransactionalRepository):
     """Jobs and runs on one connection, inside the unit of work's transaction."""
 
-    def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-
-    def _execute(self, statement: Any, parameters: Any = None) -> Any:
-        with errors.translated(_UNIQUE):
-            return self._tx.read(statement, parameters)
-
-    def _write(self, statement: Any, parameters: Any = None) -> Any:
-        with errors.translated(_UNIQUE):
-            return self._tx.write(statement, parameters)
-
-    def _insert(self, table: Table, values: dict[str, Any]) -> None:
-        with errors.translated(_UNIQUE):
-            self._tx.insert(table, values)
+    unique_by_columns = _UNIQUE
 
     def get(self, tenant: str, job_id: uuid.UUID) -> Job | None:
         """The job, or None when absent in ``tenant``."""

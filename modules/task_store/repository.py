@@ -10,10 +10,9 @@ from sqlalchemy import Row, Table, bindparam, delete, func, or_, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
-from modules import errors
 from modules.base import keyset_page, labels_match
 from modules.task_store.models import TaskRow
-from modules.transaction import Transaction
+from modules.transaction import TransactionalRepository
 
 tasks = cast("Table", TaskRow.__table__)
 
@@ -29,23 +28,10 @@ _SAVE = (
 )
 
 
-class SqlAlchemyTaskRepository:
+class SqlAlchemyTaskRepository(TransactionalRepository):
     """Tasks on one connection, inside the unit of work's transaction."""
 
-    def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-
-    def _execute(self, statement: Any, parameters: Any = None) -> Any:
-        with errors.translated(_UNIQUE):
-            return self._tx.read(statement, parameters)
-
-    def _write(self, statement: Any, parameters: Any = None) -> Any:
-        with errors.translated(_UNIQUE):
-            return self._tx.write(statement, parameters)
-
-    def _insert(self, table: Table, values: dict[str, Any]) -> None:
-        with errors.translated(_UNIQUE):
-            self._tx.insert(table, values)
+    unique_by_columns = _UNIQUE
 
     def get(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         """The task, or None when absent in ``tenant``."""

@@ -26,41 +26,6 @@ from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatu
 from core.services.unit_of_work import UnitOfWorkFactory
 
 
-@pytest.fixture
-def new_job(clock: FakeClock) -> Callable[..., Job]:
-    def build(**fields: object) -> Job:
-        values: dict[str, object] = {
-            "id": new_id(),
-            "tenant": "acme",
-            "name": "n",
-            "kind": "k",
-            "owner": "ann",
-            "created_at": clock.now(),
-            "updated_at": clock.now(),
-            **fields,
-        }
-        return Job(**values)
-
-    return build
-
-
-@pytest.fixture
-def new_task(clock: FakeClock) -> Callable[..., Task]:
-    def build(**fields: object) -> Task:
-        values: dict[str, object] = {
-            "id": new_id(),
-            "tenant": "acme",
-            "title": "t",
-            "owner": "ann",
-            "created_at": clock.now(),
-            "updated_at": clock.now(),
-            **fields,
-        }
-        return Task(**values)
-
-    return build
-
-
 class TestJobRepository:
     def test_a_job_round_trips_with_every_field(
         self, uow: UnitOfWorkFactory, new_job: Callable[..., Job], clock: FakeClock

@@ -20,30 +20,16 @@ from modules import db
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def job(**fields: object) -> Job:
-    values: dict[str, object] = {
-        "id": new_id(),
-        "tenant": "acme",
-        "name": "n",
-        "kind": "k",
-        "owner": "ann",
-        "created_at": NOW,
-        "updated_at": NOW,
-        **fields,
-    }
-    return Job(**values)
-
-
 def run_of(owner: Job) -> JobRun:
     return JobRun(id=new_id(), job_id=owner.id, tenant="acme", attempt=1, started_by="w", started_at=NOW)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_unit_of_work_reads_and_changes_what_it_inserted(
-    backend: str, engine_for: Callable[[str], Engine]
+    backend: str, engine_for: Callable[[str], Engine], new_job: Callable[..., Job]
 ) -> None:
     uow = db.SqlAlchemyUnitOfWorkFactory(engine_for(backend))
-    first = job()
+    first = new_job()
     with uow() as work:
         work.jobs.add(first)
         assert work.jobs.get("acme", first.id) == first
@@ -54,7 +40,7 @@ def test_a_unit_of_work_reads_and_changes_what_it_inserted(
     with uow(read_only=True) as work:
         assert work.jobs.get("acme", first.id) == moved
         assert work.jobs.open_run(first.id) is not None
-    doomed = job()
+    doomed = new_job()
     with uow() as work:
         work.jobs.add(doomed)
         work.jobs.add_run(run_of(doomed))
@@ -67,10 +53,10 @@ def test_a_unit_of_work_reads_and_changes_what_it_inserted(
 
 @pytest.mark.postgres
 def test_on_postgresql_the_transaction_opens_at_the_first_write_and_inserts_wait_for_the_commit(
-    engine_for: Callable[[str], Engine],
+    engine_for: Callable[[str], Engine], new_job: Callable[..., Job]
 ) -> None:
     uow = db.SqlAlchemyUnitOfWorkFactory(engine_for("postgresql"))
-    existing = job()
+    existing = new_job()
     with uow() as work:
         work.jobs.add(existing)
         work.commit()
@@ -79,7 +65,7 @@ def test_on_postgresql_the_transaction_opens_at_the_first_write_and_inserts_wait
         raw = work.jobs._tx.connection.connection.driver_connection  # type: ignore[attr-defined]
         assert isinstance(raw, psycopg.Connection)
         assert work.jobs.get("acme", existing.id) == existing
-        added = job()
+        added = new_job()
         work.jobs.add(added)
         work.jobs.add_run(run_of(existing))
         # A read and two inserts, and still no transaction on the server: the inserts are held.
@@ -95,9 +81,11 @@ def test_on_postgresql_the_transaction_opens_at_the_first_write_and_inserts_wait
 
 
 @pytest.mark.postgres
-def test_on_postgresql_a_unit_of_work_that_fails_leaves_nothing(engine_for: Callable[[str], Engine]) -> None:
+def test_on_postgresql_a_unit_of_work_that_fails_leaves_nothing(
+    engine_for: Callable[[str], Engine], new_job: Callable[..., Job]
+) -> None:
     uow = db.SqlAlchemyUnitOfWorkFactory(engine_for("postgresql"))
-    kept = job()
+    kept = new_job()
     with pytest.raises(RuntimeError), uow() as work:
         work.jobs.add(kept)
         work.jobs.save(dataclasses.replace(kept, name="m", version=2), expected_version=1)
