@@ -157,11 +157,67 @@ class Schedule:
             return self.run_at
         zone = _zone(self.timezone)
         assert zone is not None and self.cron is not None
-        fire: datetime = croniter(self.cron, after.astimezone(zone)).get_next(datetime)
-        return fire.astimezone(after.tzinfo)
+        return _next_cron_fire(self.cron, zone, after).astimezone(after.tzinfo)
 
 
 _CRON_FIELDS = re.compile(r"^\S+(\s+\S+){4}$")
+
+
+def _next_cron_fire(expression: str, zone: zoneinfo.ZoneInfo, after: datetime) -> datetime:
+    """The first instant strictly after ``after`` at which ``expression`` fires in ``zone``.
+
+    The expression is read on the wall clock of ``zone``; where the clock jumps, the
+    documented DST policy applies:
+
+    - a time in the skipped hour (spring forward) runs once, at the jump, when the
+      expression names its hours; with a wildcard or stepped hour field it runs in every
+      real hour, and the skipped one simply does not exist;
+    - a time in the repeated hour (fall back) runs once, at its first occurrence, when the
+      expression names its hours; with a wildcard or stepped hour field it runs in both.
+    """
+    every_hour = _hour_is_wildcard(expression)
+    # Start a little before `after` on the wall clock, so a wall time that repeats (and
+    # whose second occurrence may still be ahead) is seen again.
+    wall = after.astimezone(zone).replace(tzinfo=None) - timedelta(hours=3)
+    candidates = croniter(expression, wall)
+    for _ in range(10_000):
+        local: datetime = candidates.get_next(datetime)
+        for instant in _instants(local, zone, every_hour=every_hour):
+            if instant > after:
+                return instant
+    raise ValueError(f"cron expression {expression!r} does not fire after {after.isoformat()}")
+
+
+def _hour_is_wildcard(expression: str) -> bool:
+    hours = expression.split()[1]
+    return "*" in hours or "/" in hours
+
+
+def _instants(local: datetime, zone: zoneinfo.ZoneInfo, *, every_hour: bool) -> list[datetime]:
+    """The UTC instants a wall-clock time of ``zone`` stands for under the DST policy."""
+    first = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = local.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first == second:
+        return [first]
+    if first.astimezone(zone).replace(tzinfo=None) != local:
+        # Skipped: the wall clock never shows this time. fold=1 reads it with the offset
+        # after the jump (an instant before the jump), fold=0 with the one before.
+        return [] if every_hour else [_jump(zone, second, first)]
+    # Repeated: fold=0 is the first occurrence, fold=1 the second.
+    return [first, second] if every_hour else [first]
+
+
+def _jump(zone: zoneinfo.ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The instant between ``before`` and ``after`` at which ``zone``'s offset changes."""
+    low, high = int(before.timestamp()), int(after.timestamp())
+    offset = before.astimezone(zone).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, UTC).astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
 
 
 def _valid_cron(expression: str) -> bool:

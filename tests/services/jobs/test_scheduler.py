@@ -82,6 +82,55 @@ class TestScheduler:
             datetime(2030, 4, 2, 7, tzinfo=UTC),
         ]
 
+    @pytest.mark.parametrize(
+        ("zone", "cron", "start", "expected"),
+        [
+            # Berlin: CEST -> CET on 2027-10-31 (02:00-03:00 twice), CET -> CEST on 2027-03-28.
+            ("Europe/Berlin", "30 2 * * *", (10, 29, 12), ["10-30 00:30", "10-31 00:30", "11-01 01:30"]),
+            ("Europe/Berlin", "30 2 * * *", (3, 26, 12), ["03-27 01:30", "03-28 01:00", "03-29 00:30"]),
+            ("Europe/Berlin", "30 * * * *", (10, 30, 23), ["10-30 23:30", "10-31 00:30", "10-31 01:30"]),
+            ("Europe/Berlin", "30 * * * *", (3, 27, 23), ["03-27 23:30", "03-28 00:30", "03-28 01:30"]),
+            # Sydney: AEST -> AEDT on 2027-10-03 (02:00 skipped), AEDT -> AEST on 2027-04-04.
+            ("Australia/Sydney", "30 2 * * *", (10, 1, 12), ["10-01 16:30", "10-02 16:00", "10-03 15:30"]),
+            ("Australia/Sydney", "30 2 * * *", (4, 2, 12), ["04-02 15:30", "04-03 15:30", "04-04 16:30"]),
+        ],
+        ids=[
+            "berlin-repeated-hour-fixed-time-runs-once",
+            "berlin-skipped-hour-fixed-time-runs-at-the-jump",
+            "berlin-repeated-hour-hourly-runs-in-both",
+            "berlin-skipped-hour-hourly-skips-it",
+            "sydney-skipped-hour-fixed-time-runs-at-the-jump",
+            "sydney-repeated-hour-fixed-time-runs-once",
+        ],
+    )
+    def test_the_dst_policy(
+        self,
+        service: JobService,
+        scheduler: Scheduler,
+        member: Actor,
+        operator: Actor,
+        clock: FakeClock,
+        zone: str,
+        cron: str,
+        start: tuple[int, int, int],
+        expected: list[str],
+    ) -> None:
+        month, day, hour = start
+        clock.set(datetime(2027, month, day, hour, tzinfo=UTC))
+        schedule = Schedule.cron_expression(cron, zone)
+        job = service.create_job(member, JobCreate(name="n", kind="k", schedule=schedule)).value
+        fired = []
+        for _ in expected:
+            due = service.get_job(member, job.id).value.next_run_at
+            assert due is not None
+            clock.set(due)
+            assert [j.id for j in scheduler.tick()] == [job.id]
+            fired.append(due.strftime("%m-%d %H:%M"))
+            service.start_job(operator, job.id)
+            clock.advance(timedelta(minutes=5))
+            service.complete_job(operator, job.id)
+        assert fired == expected
+
     def test_an_interval_job_fires_on_each_interval(
         self, service: JobService, scheduler: Scheduler, member: Actor, operator: Actor, clock: FakeClock
     ) -> None:
