@@ -285,6 +285,12 @@ class InMemoryEventStore:
         """Events above ``after_sequence``, in order."""
         return [e for e in self._state.events if e.sequence > after_sequence][:limit]
 
+    def read_tenant(self, tenant: str, after_sequence: int, through: int, limit: int) -> list[Event]:
+        """Events of ``tenant`` in (after_sequence, through], in order."""
+        return [
+            e for e in self._state.events if after_sequence < e.sequence <= through and e.tenant == tenant
+        ][:limit]
+
     def bounds(self) -> tuple[int, int]:
         """(oldest sequence kept, last sequence assigned)."""
         oldest = self._state.events[0].sequence if self._state.events else 0

@@ -77,6 +77,11 @@ class Application:
         with self.uow(read_only=True) as work:
             return work.log.read_after(after, limit)
 
+    def read_tenant_events(self, tenant: str, after: int, through: int, limit: int) -> list[Event]:
+        """Committed events of ``tenant`` in (after, through], in sequence order."""
+        with self.uow(read_only=True) as work:
+            return work.log.read_tenant(tenant, after, through, limit)
+
     def event_bounds(self) -> tuple[int, int]:
         """(oldest, last) sequence of the log."""
         with self.uow(read_only=True) as work:
@@ -217,6 +222,9 @@ async def start_server(
     feed = EventFeed(
         read_after=lambda after, limit: app.blocking(app.read_events, after, limit),
         bounds=lambda: app.blocking(app.event_bounds),
+        read_tenant=lambda tenant, after, through, limit: app.blocking(
+            app.read_tenant_events, tenant, after, through, limit
+        ),
         visible=can_see,
         buffer_size=app.settings.subscriber_buffer,
         streams_per_actor=app.settings.streams_per_actor,

@@ -28,6 +28,8 @@ from core.messaging.events import Event
 log = logging.getLogger(__name__)
 
 ReadAfter = Callable[[int, int], Awaitable[list[Event]]]
+# (tenant, after, through, limit) -> the tenant's events in (after, through], in order.
+ReadTenant = Callable[[str, int, int, int], Awaitable[list[Event]]]
 Bounds = Callable[[], Awaitable[tuple[int, int]]]
 Visibility = Callable[[Actor, Event], bool]
 
@@ -126,6 +128,7 @@ class EventFeed:
         *,
         read_after: ReadAfter,
         bounds: Bounds,
+        read_tenant: ReadTenant | None = None,
         visible: Visibility,
         buffer_size: int = 1000,
         batch_size: int = 500,
@@ -133,6 +136,8 @@ class EventFeed:
         streams_per_actor: int = 0,
     ) -> None:
         self._read_after = read_after
+        # Replays read only the subscriber's tenant (an index serves it), when the log can.
+        self._read_tenant = read_tenant
         # How many streams one actor (tenant and id) may hold open at once; 0: no limit.
         self._streams_per_actor = streams_per_actor
         self._open: dict[tuple[str, str], int] = {}
@@ -306,6 +311,10 @@ class EventFeed:
                 # No await between this check and joining: the tail cannot move in between.
                 self._live.add(subscriber)
                 return
+            if self._read_tenant is not None:
+                async for event in self._replay_tenant(subscriber):
+                    yield event
+                continue
             batch = await self._read_after(subscriber.position, self._batch_size)
             for event in batch:
                 subscriber.position = event.sequence
@@ -318,6 +327,24 @@ class EventFeed:
                 oldest, last = await self._bounds()
                 self._check_resume_point(subscriber.position, oldest, last)
                 await asyncio.sleep(0.01)
+
+    async def _replay_tenant(self, subscriber: _Subscriber) -> AsyncIterator[Event]:
+        """One batch of the subscriber's tenant's events up to the tail's current position."""
+        assert self._read_tenant is not None
+        start, through = subscriber.position, self.position
+        batch = await self._read_tenant(subscriber.actor.tenant, start, through, self._batch_size)
+        # Pruning removes a prefix: if the oldest event kept is past where this read began,
+        # events in between were gone before they could be read.
+        oldest, last = await self._bounds()
+        self._check_resume_point(start, oldest, last)
+        for event in batch:
+            subscriber.position = event.sequence
+            if subscriber.wanted.matches(event) and self._visible(subscriber.actor, event):
+                subscriber.delivered = event.sequence
+                yield event
+        if len(batch) < self._batch_size:
+            # Every event of the tenant up to `through` has been read.
+            subscriber.position = max(subscriber.position, through)
 
     async def _follow(self, subscriber: _Subscriber, heartbeat: float) -> AsyncIterator[Event | Heartbeat]:
         while True:

@@ -31,6 +31,10 @@ class EventStore(Protocol):
         """Committed events with a sequence above ``after_sequence``, in order."""
         ...
 
+    def read_tenant(self, tenant: str, after_sequence: int, through: int, limit: int) -> list[Event]:
+        """Committed events of ``tenant`` with a sequence in (after_sequence, through], in order."""
+        ...
+
     def bounds(self) -> tuple[int, int]:
         """(oldest sequence kept, last sequence assigned); (0, 0) for an empty log."""
         ...

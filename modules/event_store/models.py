@@ -28,7 +28,10 @@ class EventRow(Base):
     correlation_id: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
 
-    __table_args__ = (Index("ix_events_occurred_at", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_occurred_at", "occurred_at"),
+        Index("ix_events_tenant_sequence", "tenant", "sequence"),
+    )
 
 
 class EventCounterRow(Base):

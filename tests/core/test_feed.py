@@ -31,7 +31,14 @@ OTHER = Actor(id="ops", tenant="globex", roles=frozenset({"admin"}))
 class World:
     """Services on one in-memory store, and a feed reading its log."""
 
-    def __init__(self, clock: FakeClock, buffer_size: int = 1000, streams_per_actor: int = 0) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        buffer_size: int = 1000,
+        streams_per_actor: int = 0,
+        *,
+        tenant_reads: bool = True,
+    ) -> None:
         self.bus = MessageBus()
         self.uow = InMemoryUnitOfWorkFactory(publish=self.bus.publish)
         self.jobs = JobService(uow=self.uow, clock=clock)
@@ -39,6 +46,7 @@ class World:
         self.feed = EventFeed(
             read_after=self._read_after,
             bounds=self._bounds,
+            read_tenant=self._read_tenant if tenant_reads else None,
             visible=can_see,
             buffer_size=buffer_size,
             batch_size=7,
@@ -46,10 +54,16 @@ class World:
             streams_per_actor=streams_per_actor,
         )
         self.bus.subscribe("*", lambda _: self.feed.wake())
+        self.tenant_reads: list[str] = []
 
     async def _read_after(self, after: int, limit: int) -> list[Event]:
         with self.uow(read_only=True) as work:
             return work.log.read_after(after, limit)
+
+    async def _read_tenant(self, tenant: str, after: int, through: int, limit: int) -> list[Event]:
+        self.tenant_reads.append(tenant)
+        with self.uow(read_only=True) as work:
+            return work.log.read_tenant(tenant, after, through, limit)
 
     async def _bounds(self) -> tuple[int, int]:
         with self.uow(read_only=True) as work:
@@ -81,7 +95,10 @@ def run(coroutine_factory: Callable[[], Any]) -> Any:
     return asyncio.run(coroutine_factory())
 
 
-def test_replay_then_live_with_no_gap_and_no_duplicate(world: World) -> None:
+@pytest.mark.parametrize("tenant_reads", [True, False], ids=["replay-by-tenant", "replay-of-the-whole-log"])
+def test_replay_then_live_with_no_gap_and_no_duplicate(clock: FakeClock, tenant_reads: bool) -> None:
+    world = World(clock, tenant_reads=tenant_reads)
+
     async def scenario() -> list[int]:
         await world.feed.start()
         world.make_jobs(10)
@@ -265,17 +282,28 @@ def test_bad_type_patterns_are_refused() -> None:
         EventFilter.of(types=["job .*"])
 
 
-def test_a_replay_overtaken_by_pruning_ends_out_of_range(world: World, clock: FakeClock) -> None:
+@pytest.mark.parametrize("tenant_reads", [True, False], ids=["replay-by-tenant", "replay-of-the-whole-log"])
+def test_a_replay_overtaken_by_pruning_ends_out_of_range(clock: FakeClock, tenant_reads: bool) -> None:
     """The log is pruned under a subscriber that is still replaying it."""
-    real = world.feed._read_after
+    world = World(clock, tenant_reads=tenant_reads)
     replaying = False
 
-    async def pruned_meanwhile(after: int, limit: int) -> list[Event]:
+    def prune_if_replaying() -> None:
         if replaying:
             with world.uow() as work:
                 work.log.prune(clock.now() + timedelta(seconds=1))  # everything
                 work.commit()
-        return await real(after, limit)
+
+    real_read, real_tenant = world.feed._read_after, world.feed._read_tenant
+
+    async def read_after(after: int, limit: int) -> list[Event]:
+        prune_if_replaying()
+        return await real_read(after, limit)
+
+    async def read_tenant(tenant: str, after: int, through: int, limit: int) -> list[Event]:
+        prune_if_replaying()
+        assert real_tenant is not None
+        return await real_tenant(tenant, after, through, limit)
 
     async def scenario() -> ErrorCode:
         nonlocal replaying
@@ -283,7 +311,9 @@ def test_a_replay_overtaken_by_pruning_ends_out_of_range(world: World, clock: Fa
         await world.feed.start()
         world.make_jobs(2)
         await asyncio.sleep(0.1)  # the tail has read up to 7
-        world.feed._read_after = pruned_meanwhile
+        world.feed._read_after = read_after
+        if tenant_reads:
+            world.feed._read_tenant = read_tenant
         replaying = True
         with pytest.raises(StreamEnded) as ended:
             await anext(world.feed.subscribe(OPS, EventFilter(), after_sequence=0))
@@ -316,3 +346,24 @@ def test_an_actor_holds_at_most_its_share_of_streams(clock: FakeClock) -> None:
     assert error.code is ErrorCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
     assert error.details["open_streams"] == 2  # type: ignore[attr-defined]
     assert taken == [1, 1]
+
+
+def test_a_replay_reads_only_its_tenant(clock: FakeClock) -> None:
+    """Another tenant's events are never read for a replay: a busy neighbour costs nothing."""
+    world = World(clock)
+    globex = Actor(id="gx", tenant="globex", roles=frozenset({"admin"}))
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        await world.feed.start()
+        world.make_jobs(30, by=ANN)
+        world.make_jobs(3, by=globex)
+        world.make_jobs(30, by=ANN)
+        await asyncio.sleep(0.1)  # the tail is at the end of the log: the stream must replay
+        stream = world.feed.subscribe(OTHER, EventFilter(), after_sequence=0)
+        got = await take(stream, 3)
+        await world.feed.close()
+        return sequences(got), world.tenant_reads
+
+    got, reads = run(scenario)
+    assert got == [31, 32, 33]
+    assert set(reads) == {"globex"}

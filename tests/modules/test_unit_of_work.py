@@ -285,3 +285,18 @@ def test_pruning_removes_a_prefix_even_when_clocks_disagree(uow: UnitOfWorkFacto
         work.commit()
     with uow(read_only=True) as work:
         assert [e.sequence for e in work.log.read_after(0, 10)] == [3]
+
+
+def test_a_tenant_s_events_are_read_alone_within_bounds(uow: UnitOfWorkFactory, clock: FakeClock) -> None:
+    for tenant in ["acme", "globex", "acme", "acme", "globex", "acme"]:
+        job, event = created(clock, tenant)
+        with uow() as work:
+            work.jobs.add(job)
+            work.events.append(event)
+            work.commit()
+    with uow(read_only=True) as work:
+        assert [e.sequence for e in work.log.read_tenant("acme", 0, 6, 10)] == [1, 3, 4, 6]
+        assert [e.sequence for e in work.log.read_tenant("acme", 1, 4, 10)] == [3, 4]
+        assert [e.sequence for e in work.log.read_tenant("acme", 0, 6, 2)] == [1, 3]
+        assert [e.sequence for e in work.log.read_tenant("globex", 2, 6, 10)] == [5]
+        assert work.log.read_tenant("initech", 0, 6, 10) == []

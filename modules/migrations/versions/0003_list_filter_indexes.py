@@ -1,4 +1,4 @@
-"""indexes that serve every list filter
+"""indexes that serve every list filter, and replays by tenant
 
 Revision ID: 0003
 Revises: 0002
@@ -19,6 +19,7 @@ def upgrade() -> None:
     op.create_index("ix_jobs_tenant_kind_id", "jobs", ["tenant", "kind", "id"])
     op.create_index("ix_jobs_tenant_status_id", "jobs", ["tenant", "status", "id"])
     op.create_index("ix_tasks_tenant_priority_id", "tasks", ["tenant", "priority", "id"])
+    op.create_index("ix_events_tenant_sequence", "events", ["tenant", "sequence"])
     if op.get_bind().dialect.name == "postgresql":
         # Label filters are containment (labels @> {"k": "v"}), which a GIN index answers.
         for table in ("jobs", "tasks"):
@@ -35,6 +36,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in ("jobs", "tasks"):
             op.drop_index(f"ix_{table}_labels", table_name=table)
+    op.drop_index("ix_events_tenant_sequence", table_name="events")
     op.drop_index("ix_tasks_tenant_priority_id", table_name="tasks")
     op.drop_index("ix_jobs_tenant_status_id", table_name="jobs")
     op.drop_index("ix_jobs_tenant_kind_id", table_name="jobs")
