@@ -1,1 +1,1 @@
-"""The gRPC face of jobtask: servicers, interceptors, conversions, bootstrap and CLI."""
+"""The gRPC face of jobtask: servicers, the call guard, conversions, bootstrap and CLI."""

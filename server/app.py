@@ -34,8 +34,8 @@ from modules import db, locks
 from modules.event_store.relay import PostgresEventRelay
 from server import auth
 from server.config import Settings
+from server.guard import CallGuard
 from server.health import follow_database
-from server.interceptors import CallGuard
 from server.servicers.events import EventServicer
 from server.servicers.jobs import JobServicer
 from server.servicers.tasks import TaskServicer

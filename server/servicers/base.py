@@ -23,7 +23,7 @@ class Servicer:
         self._authenticator = authenticator
 
     def _identify(self, context: Any) -> Actor:
-        """The actor the interceptor established, else the one the call's metadata proves."""
+        """The actor the call guard established, else the one the call's metadata proves."""
         actor = auth.current_actor.get()
         if actor is not None:
             return actor

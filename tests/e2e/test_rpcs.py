@@ -1,4 +1,4 @@
-"""Every RPC over a real channel with the generated stubs and the interceptor:
+"""Every RPC over a real channel with the generated stubs and the call guard:
 success, and each error class as its status code with the OperationResult in the details."""
 
 from __future__ import annotations

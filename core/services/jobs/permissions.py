@@ -42,7 +42,7 @@ def can_read(actor: Actor, job: Job) -> bool:
 
 
 def may_ever(actor: Actor, action: str) -> bool:
-    """True when some job could allow ``action``: the interceptor's early check."""
+    """True when some job could allow ``action``: the call guard's early check."""
     return access.permits_any(RULES, actor, action)
 
 

@@ -29,7 +29,6 @@ from server.errors import rich_status, set_failure
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
-PROTECTED_PREFIX = "/jobtask."
 
 JOBS, TASKS, EVENTS = "/jobtask.v1.JobService/", "/jobtask.v1.TaskService/", "/jobtask.v1.EventService/"
 
