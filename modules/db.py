@@ -179,7 +179,11 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self._store: SqlAlchemyEventStore | None = None
 
     def _begin(self) -> None:
-        from modules.event_store.repository import SqlAlchemyEventStore, SqlAlchemyPositionStore
+        from modules.event_store.repository import (
+            SqlAlchemyEventStore,
+            SqlAlchemyLeaseStore,
+            SqlAlchemyPositionStore,
+        )
         from modules.job_store.repository import SqlAlchemyJobRepository
         from modules.task_store.repository import SqlAlchemyTaskRepository
 
@@ -208,6 +212,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self.tasks = SqlAlchemyTaskRepository(self._transaction)
         self._store = self.log = SqlAlchemyEventStore(self._transaction)
         self.positions = SqlAlchemyPositionStore(self._transaction)
+        self.leases = SqlAlchemyLeaseStore(self._transaction)
 
     def _store_and_commit(self, pending: Sequence[Event]) -> list[Event]:
         assert self._connection is not None

@@ -26,6 +26,7 @@ class InMemoryState:
     events: list[Event] = dataclasses.field(default_factory=list)
     last_sequence: int = 0
     positions: dict[str, int] = dataclasses.field(default_factory=dict)
+    leases: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def copy(self) -> InMemoryState:
         """A copy whose containers can change without touching this one."""
@@ -36,6 +37,7 @@ class InMemoryState:
             events=list(self.events),
             last_sequence=self.last_sequence,
             positions=dict(self.positions),
+            leases=dict(self.leases),
         )
 
 
@@ -326,6 +328,17 @@ class InMemoryPositionStore:
         self._state.positions[name] = position
 
 
+class InMemoryLeaseStore:
+    """Leader leases in memory: name -> current token (one process has no stalled peers)."""
+
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    def holds(self, name: str, token: int) -> bool:
+        """True when ``token`` is the current token of lease ``name``."""
+        return self._state.leases.get(name) == token
+
+
 class InMemoryUnitOfWork(BaseUnitOfWork):
     """A serializable transaction over an InMemoryStore: edits a copy, swaps it in on commit."""
 
@@ -343,6 +356,7 @@ class InMemoryUnitOfWork(BaseUnitOfWork):
         self.tasks = InMemoryTaskRepository(self._working)
         self.log = InMemoryEventStore(self._working)
         self.positions = InMemoryPositionStore(self._working)
+        self.leases = InMemoryLeaseStore(self._working)
 
     def _commit(self) -> None:
         assert self._working is not None

@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[Sequence[Event]], None]
 
 
+class LeaseStore(Protocol):
+    """Leases that make one replica the leader (the scheduler's), as seen from a transaction."""
+
+    def holds(self, name: str, token: int) -> bool:
+        """True when lease ``name`` is still current at ``token``; it then cannot change
+        hands until this unit of work ends."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """A transaction: read, check, change, record events, commit; rolled back otherwise."""
 
@@ -29,6 +38,7 @@ class UnitOfWork(Protocol):
     events: EventRecorder
     log: EventStore
     positions: PositionStore
+    leases: LeaseStore
 
     def __enter__(self) -> Self: ...
 
@@ -43,6 +53,10 @@ class UnitOfWork(Protocol):
     def rollback(self) -> None:
         """Discard every change of this unit of work."""
         ...
+
+
+# A leader's check, inside a unit of work, that it still holds its lease.
+Fence = Callable[[UnitOfWork], bool]
 
 
 class UnitOfWorkFactory(Protocol):
@@ -64,6 +78,7 @@ class BaseUnitOfWork:
     tasks: TaskRepository
     log: EventStore
     positions: PositionStore
+    leases: LeaseStore
 
     def __init__(self, *, publish: Publisher | None = None, read_only: bool = False) -> None:
         self._publish = publish

@@ -54,3 +54,14 @@ class SubscriberPositionRow(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaderLeaseRow(Base):
+    """Who leads (the scheduler), until when, and the fencing token of that leadership."""
+
+    __tablename__ = "leader_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

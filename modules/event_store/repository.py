@@ -24,13 +24,14 @@ from core.common.errors import StaleVersionError
 from core.messaging import events
 from core.messaging.events import Event
 from modules import errors
-from modules.event_store.models import EventCounterRow, EventRow, SubscriberPositionRow
+from modules.event_store.models import EventCounterRow, EventRow, LeaderLeaseRow, SubscriberPositionRow
 from modules.transaction import Transaction, insert_sql
 
 event_rows = cast("Table", EventRow.__table__)
 CHANNEL = "jobtask_events"
 counter = cast("Table", EventCounterRow.__table__)
 positions = cast("Table", SubscriberPositionRow.__table__)
+leases = cast("Table", LeaderLeaseRow.__table__)
 
 
 class SqlAlchemyEventStore:
@@ -224,6 +225,26 @@ def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
         for ordinal, event in enumerate(events_, start=1)
     ]
     return {"n": len(events_), "events": json.dumps(rows, separators=(",", ":"))}
+
+
+class SqlAlchemyLeaseStore:
+    """Leader leases as a transaction sees them."""
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
+
+    def holds(self, name: str, token: int) -> bool:
+        """True when lease ``name`` is current at ``token``; the row stays share-locked, so
+        no other replica can take the lease until this transaction ends."""
+        statement = (
+            select(leases.c.token)
+            .where(leases.c.name == name, leases.c.token == token, leases.c.expires_at > func.now())
+            .with_for_update(read=True)
+        )
+        if self._tx.dialect != "postgresql":
+            statement = select(leases.c.token).where(leases.c.name == name, leases.c.token == token)
+        with errors.translated():
+            return self._tx.write(statement).first() is not None
 
 
 def event_values(event: Event) -> dict[str, Any]:

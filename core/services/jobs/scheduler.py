@@ -1,10 +1,11 @@
 """The scheduler: makes schedules and retries happen by promoting due jobs to PENDING.
 
 Exactly one scheduler acts at a time across replicas: each step first makes sure it
-holds the leader lock (a PostgreSQL advisory lock, or a file lock beside a SQLite
-database). A job that fell due while no scheduler ran fires once when one starts;
-missed recurrences are not replayed, because the next fire time of a recurring job is
-computed from the moment its run finishes.
+holds the leader lock (on PostgreSQL a lease with a deadline and a fencing token, renewed
+each step, so a stalled leader is replaced once its lease runs out and its late promotions
+are refused; a file lock beside a SQLite database). A job that fell due while no
+scheduler ran fires once when one starts; missed recurrences are not replayed, because the
+next fire time of a recurring job is computed from the moment its run finishes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Protocol
 
 from core.services.jobs.service import JobService
 from core.services.jobs.types import Job
+from core.services.unit_of_work import Fence
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,11 @@ class LeaderLock(Protocol):
 
     def release(self) -> None:
         """Give up leadership."""
+        ...
+
+    def fence(self) -> Fence | None:
+        """A check, run inside each promotion's transaction, that leadership still holds
+        (a lease with a token); None where holding the lock is proof enough."""
         ...
 
 
@@ -48,8 +55,9 @@ class Scheduler:
         if not leading:
             return []
         promoted: list[Job] = []
+        fence = self._lock.fence()
         while True:
-            batch = self._jobs.promote_due_jobs(limit=self._batch_size)
+            batch = self._jobs.promote_due_jobs(limit=self._batch_size, fence=fence)
             promoted += batch
             if len(batch) < self._batch_size:
                 return promoted

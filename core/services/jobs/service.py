@@ -14,7 +14,7 @@ from core.common.clock import Clock, SystemClock
 from core.common.errors import ConflictError, guarded_change
 from core.common.ids import new_id
 from core.common.pagination import Page
-from core.common.result import FieldViolation, OperationResult
+from core.common.result import ErrorCode, FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
 from core.services.jobs import permissions, types
@@ -33,7 +33,7 @@ from core.services.jobs.types import (
 )
 from core.services.tasks import permissions as task_permissions
 from core.services.tasks.types import Task, TaskEventType, TaskFilters, TaskLinkEvent
-from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from core.services.unit_of_work import Fence, UnitOfWork, UnitOfWorkFactory
 
 ERROR_MAX = 10_000
 REASON_MAX = 1_000
@@ -487,11 +487,13 @@ class JobService:
 
         return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
 
-    def promote_due_jobs(self, *, limit: int = 100) -> list[Job]:
+    def promote_due_jobs(self, *, limit: int = 100, fence: Fence | None = None) -> list[Job]:
         """The scheduler's step: every due, unpaused SCHEDULED job becomes PENDING, once.
 
         Each job moves in a transaction of its own, as the system actor of its tenant; a
-        job changed concurrently is left for the next step.
+        job changed concurrently is left for the next step. ``fence`` (the leader's check of
+        its lease, run inside each transaction) refuses the promotions of a leader that
+        lost its lease while stalled; the step then stops.
         """
         now = self._clock.now()
         with self._uow(read_only=True) as uow:
@@ -499,17 +501,23 @@ class JobService:
         promoted = []
         for candidate in due:
             actor = system_actor(candidate.tenant)
-            decide = self._promote_if_due(actor)
+            decide = self._promote_if_due(actor, fence)
             result = self._change(actor, candidate.id, permissions.SCHEDULE, None, decide)
+            if result.code is ErrorCode.FAILED_PRECONDITION and fence is not None:
+                break  # leadership lost: the next leader promotes the rest
             if result.ok and result.value.version != candidate.version:
                 promoted.append(result.value)
         return promoted
 
-    def _promote_if_due(self, actor: Actor) -> Callable[[UnitOfWork, Job, datetime], Decision]:
+    def _promote_if_due(
+        self, actor: Actor, fence: Fence | None
+    ) -> Callable[[UnitOfWork, Job, datetime], Decision]:
         def decide(uow: UnitOfWork, job: Job, at: datetime) -> Decision:
             still_due = job.status is JobStatus.SCHEDULED and not job.paused
             if not still_due or job.next_run_at is None or job.next_run_at > at:
                 return OperationResult.success((job, []))
+            if fence is not None and not fence(uow):
+                return OperationResult.failed_precondition("the scheduler no longer holds its lease")
             return self._promoted(job, at, actor, reason="due")
 
         return decide

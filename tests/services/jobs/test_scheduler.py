@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from core.services.jobs.service import JobService
 from core.services.jobs.types import JobCreate, JobStatus, RetryPolicy, Schedule
 from core.services.unit_of_work import UnitOfWorkFactory
 from modules.db import SqlAlchemyUnitOfWorkFactory
-from modules.locks import FileLock, PostgresAdvisoryLock, ProcessLock
+from modules.locks import FileLock, PostgresLease, ProcessLock
 
 
 @pytest.fixture
@@ -269,7 +270,8 @@ def test_two_schedulers_on_postgresql_never_both_promote_a_job(
         for n in range(40)
     ]
     schedulers = [
-        Scheduler(jobs=JobService(uow=uow, clock=clock), lock=PostgresAdvisoryLock(engine)) for _ in range(2)
+        Scheduler(jobs=JobService(uow=uow, clock=clock), lock=PostgresLease(engine, "scheduler"))
+        for _ in range(2)
     ]
     results: list[list[str]] = [[], []]
     start = threading.Barrier(2)
@@ -294,3 +296,37 @@ def test_two_schedulers_on_postgresql_never_both_promote_a_job(
     follower.tick()
     assert follower.leading  # the leader stepped down: the other takes over
     follower.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_stalled_leader_is_replaced_when_its_lease_runs_out_and_its_late_promotions_are_refused(
+    engine_for: Callable[[str], Engine], uow: UnitOfWorkFactory, clock: FakeClock
+) -> None:
+    engine = engine_for("postgresql")
+    owner = Actor(id="ann", tenant="acme", roles=frozenset({"member"}))
+    service = JobService(uow=uow, clock=clock)
+    stalled, other = (
+        PostgresLease(engine, "scheduler", ttl_s=0.3),
+        PostgresLease(engine, "scheduler", ttl_s=0.3),
+    )
+    assert stalled.try_acquire() and not other.try_acquire()
+    first_token = stalled.token
+    assert stalled.try_acquire() and stalled.token == first_token  # a renewal keeps the token
+    late_fence = stalled.fence()
+    assert late_fence is not None
+
+    time.sleep(0.5)  # the leader stalls past its lease
+    assert other.try_acquire()
+    assert other.token is not None and first_token is not None and other.token > first_token
+
+    due = service.create_job(
+        owner, JobCreate(name="due", kind="k", schedule=Schedule.once(clock.now()))
+    ).value
+    assert service.promote_due_jobs(fence=late_fence) == []  # the stalled leader wakes up: refused
+    assert service.get_job(owner, due.id).value.status is JobStatus.SCHEDULED
+    assert not stalled.try_acquire()  # and it does not lead again while the other holds the lease
+    promoted = service.promote_due_jobs(fence=other.fence())
+    assert [j.id for j in promoted] == [due.id]
+    other.release()
+    assert stalled.try_acquire()  # a released lease is free at once
