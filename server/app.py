@@ -213,7 +213,10 @@ async def start_server(
     ``reuse_port`` lets several processes serve one port (server/processes.py).
     """
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if reuse_port else 0)])
-    guard = CallGuard(app.authenticator, app.executor)
+    timeouts = app.settings.db_timeouts()
+    guard = CallGuard(
+        app.authenticator, app.executor, max_wait_s=timeouts.statement_s + timeouts.connect_s + 1.0
+    )
     jobs_servicer = JobServicer(jobs=app.jobs, authenticator=app.authenticator)
     tasks_servicer = TaskServicer(tasks=app.tasks, authenticator=app.authenticator)
     server.add_generic_rpc_handlers(

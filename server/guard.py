@@ -28,6 +28,9 @@ from server.errors import rich_status, set_failure
 
 log = logging.getLogger(__name__)
 
+# A call's answer must reach its caller before the caller's deadline: this much before.
+DEADLINE_MARGIN_S = 0.5
+
 CORRELATION_HEADER = "x-correlation-id"
 
 JOBS, TASKS, EVENTS = "/jobtask.v1.JobService/", "/jobtask.v1.TaskService/", "/jobtask.v1.EventService/"
@@ -102,9 +105,14 @@ class CallGuard:
     guarded: they are registered without it.
     """
 
-    def __init__(self, authenticator: auth.Authenticator, executor: Executor) -> None:
+    def __init__(
+        self, authenticator: auth.Authenticator, executor: Executor, *, max_wait_s: float = 30.0
+    ) -> None:
         self._authenticator = authenticator
         self._executor = executor
+        # Longest a unary call waits for its worker (a database that froze: nothing on this
+        # side times out). The caller then hears UNAVAILABLE before its own deadline.
+        self._max_wait_s = max_wait_s
 
     def unary_handlers(
         self, servicer: object, service: ServiceDescriptor
@@ -182,11 +190,23 @@ class CallGuard:
 
         executor = self._executor
 
+        max_wait_s = self._max_wait_s
+
         async def guarded(request: Any, context: Any) -> Any:
             # A fresh context per call: the correlation id and actor set in the worker thread
             # belong to this call alone.
             call = contextvars.Context().run
-            return await asyncio.get_running_loop().run_in_executor(executor, call, run, request, context)
+            remaining = context.time_remaining()
+            wait = max_wait_s if remaining is None else min(max_wait_s, remaining - DEADLINE_MARGIN_S)
+            work = asyncio.get_running_loop().run_in_executor(executor, call, run, request, context)
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):
+                    return await work
+            except TimeoutError:
+                log.warning("%s: no answer from the database within %.1fs", method, wait)
+                failure = OperationResult.unavailable("the database did not answer in time; retry")
+                set_failure(context, failure.error)  # type: ignore[arg-type]
+                return empty()
 
         return guarded
 

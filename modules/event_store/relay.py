@@ -13,6 +13,8 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy import Engine
 
+from core.common.errors import StorageUnavailableError
+from core.common.failures import FailureLog
 from modules.event_store.repository import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -42,17 +44,19 @@ class PostgresEventRelay:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        failures = FailureLog(log, "the event relay's LISTEN connection")
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
+                    failures.succeeded()
                     # Whatever committed while we were not listening is found by this read.
                     self._on_commit()
                     while not self._stopping.is_set():
                         for _ in connection.notifies(timeout=0.5):
                             self._on_commit()
-            except psycopg.Error:
+            except psycopg.Error as error:
                 self.listening.clear()
-                log.warning("event relay lost its connection; reconnecting", exc_info=True)
+                failures.failed(StorageUnavailableError(str(error).strip() or type(error).__name__))
                 self._stopping.wait(self._reconnect_delay)
