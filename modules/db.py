@@ -62,7 +62,8 @@ class Timeouts:
             "keepalives_interval": max(1, keepalive_s // 3),
             "keepalives_count": 3,
             "tcp_user_timeout": keepalive_s * 2000,
-            "options": options,
+            # UTC, so times read past SQLAlchemy come back as its UTCDateTime reads them.
+            "options": options + " -c timezone=UTC",
         }
 
 

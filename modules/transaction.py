@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, Connection, Table, exc, insert
 from sqlalchemy.engine import CursorResult
 
 from modules import errors
@@ -53,6 +53,29 @@ class Transaction:
             if getattr(statement, "is_delete", False) or any(t is target for t, _ in self.pending):
                 self._flush()
         return self.connection.execute(statement, parameters)
+
+    def driver_read(self, sql: str, parameters: tuple[Any, ...]) -> dict[str, Any] | None:
+        """PostgreSQL: one row of a query run on the driver itself, as column -> value (for the
+        hottest reads; the session's time zone is UTC, so times come back as SQLAlchemy's do)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        if self.pending:
+            self._flush()
+        raw = self.connection.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        try:
+            with raw.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(sql, parameters)
+                return cursor.fetchone()
+        except psycopg.Error as error:
+            if raw.closed or raw.broken:
+                self.connection.invalidate(error)
+            with errors.translated():
+                raise exc.DBAPIError.instance(
+                    sql, parameters, error, psycopg.Error, connection_invalidated=raw.broken
+                ) from error
+            raise  # pragma: no cover - translated() re-raises every DBAPIError
 
     def insert(self, table: Table, values: dict[str, Any]) -> None:
         """Insert a row, now or (when deferring) with the commit."""

@@ -12,7 +12,9 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine
+from sqlalchemy.exc import ProgrammingError
 
+from core.common.errors import StorageUnavailableError
 from core.common.ids import new_id
 from core.services.jobs.types import Job, JobRun, JobStatus, RunStatus
 from modules import db
@@ -92,3 +94,17 @@ def test_on_postgresql_a_unit_of_work_that_fails_leaves_nothing(
         raise RuntimeError("the service gave up before its commit")
     with uow(read_only=True) as work:
         assert work.jobs.get("acme", kept.id) is None
+
+
+@pytest.mark.postgres
+def test_a_driver_read_translates_driver_errors(postgres_engine: Engine) -> None:
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    engine = db.make_engine(url, timeouts=db.Timeouts(statement_s=0.2))
+    uow = db.SqlAlchemyUnitOfWorkFactory(engine)
+    try:
+        with uow(read_only=True) as work, pytest.raises(StorageUnavailableError):
+            work.jobs._tx.driver_read("SELECT pg_sleep(2), %s", (1,))  # type: ignore[attr-defined]
+        with uow(read_only=True) as work, pytest.raises(ProgrammingError):
+            work.jobs._tx.driver_read("SELEC nonsense %s", (1,))  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
