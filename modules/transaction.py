@@ -13,13 +13,17 @@ Elsewhere (SQLite; PostgreSQL reads) statements simply run on the connection as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import JSON, Connection, Table, exc, insert
 from sqlalchemy.engine import CursorResult
 
 from modules import errors
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class Transaction:
@@ -57,25 +61,22 @@ class Transaction:
     def driver_read(self, sql: str, parameters: tuple[Any, ...]) -> dict[str, Any] | None:
         """PostgreSQL: one row of a query run on the driver itself, as column -> value (for the
         hottest reads; the session's time zone is UTC, so times come back as SQLAlchemy's do)."""
-        import psycopg
         from psycopg.rows import dict_row
 
         if self.pending:
             self._flush()
+        raw = self.driver()
+        with driver_errors(self.connection, sql), raw.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, parameters)
+            return cursor.fetchone()
+
+    def driver(self) -> psycopg.Connection[Any]:
+        """The psycopg connection under this transaction (PostgreSQL)."""
+        import psycopg
+
         raw = self.connection.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
-        try:
-            with raw.cursor(row_factory=dict_row) as cursor:
-                cursor.execute(sql, parameters)
-                return cursor.fetchone()
-        except psycopg.Error as error:
-            if raw.closed or raw.broken:
-                self.connection.invalidate(error)
-            with errors.translated():
-                raise exc.DBAPIError.instance(
-                    sql, parameters, error, psycopg.Error, connection_invalidated=raw.broken
-                ) from error
-            raise  # pragma: no cover - translated() re-raises every DBAPIError
+        return raw
 
     def insert(self, table: Table, values: dict[str, Any]) -> None:
         """Insert a row, now or (when deferring) with the commit."""
@@ -102,6 +103,26 @@ class Transaction:
         held, self.pending = self.pending, []
         for table, values in held:
             self.connection.execute(insert(table), values)
+
+
+@contextlib.contextmanager
+def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+    """Translate the errors of a statement sent on the driver itself, as errors.translated
+    does for SQLAlchemy's (a broken connection is invalidated first)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as error:
+        raw = connection.connection.driver_connection
+        broken = bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
+        if broken:
+            connection.invalidate(error)
+        with errors.translated():
+            raise exc.DBAPIError.instance(
+                statement, None, error, psycopg.Error, connection_invalidated=broken
+            ) from error
+        raise  # pragma: no cover - translated() re-raises every DBAPIError
 
 
 class TransactionalRepository:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Row, Table, delete, exc, func, insert, select, update
+from sqlalchemy import Row, Table, delete, func, insert, select, update
 
 # The payload classes register their event types when their modules are imported.
 import core.services.jobs.types
@@ -25,7 +25,7 @@ from core.messaging import events
 from core.messaging.events import Event
 from modules import errors
 from modules.event_store.models import EventCounterRow, EventRow, LeaderLeaseRow, SubscriberPositionRow
-from modules.transaction import Transaction, insert_sql
+from modules.transaction import Transaction, driver_errors, insert_sql
 
 event_rows = cast("Table", EventRow.__table__)
 CHANNEL = "jobtask_events"
@@ -68,9 +68,7 @@ class SqlAlchemyEventStore:
         the counter's lock is never held while a Python thread waits. When no statement
         opened the transaction yet, the message opens it too (a create is one round trip).
         """
-        connection = self._tx.connection
-        raw = connection.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
+        raw = self._tx.driver()
         body: list[str] = []
         parameters: dict[str, Any] = {}
         held, self._tx.pending = self._tx.pending, []
@@ -85,7 +83,7 @@ class SqlAlchemyEventStore:
             return []  # nothing was written: there is no transaction to commit
         statements = [*(self._tx.opening_sql() if body else []), *body, "COMMIT"]
         last = 0
-        try:
+        with driver_errors(self._tx.connection, _STORE_SQL):
             cursor = psycopg.ClientCursor(raw)
             cursor.execute(";\n".join(statements), parameters)
             if events_:
@@ -94,14 +92,6 @@ class SqlAlchemyEventStore:
                 row = cursor.fetchone()
                 assert row is not None
                 last = int(row[0])
-        except psycopg.Error as error:
-            if raw.closed or raw.broken:
-                connection.invalidate(error)
-            with errors.translated():
-                raise exc.DBAPIError.instance(
-                    _STORE_SQL, None, error, psycopg.Error, connection_invalidated=raw.broken
-                ) from error
-            raise  # pragma: no cover - translated() re-raises every DBAPIError
         first = last - len(events_) + 1
         return [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
 

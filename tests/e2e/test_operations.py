@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -34,6 +35,30 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(database_url: str, log: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``python -m server serve`` with header identity on a free loopback port, ``flags``
+    added, its output in ``log``; yields the process and its address once it answers."""
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "JOBTASK_DATABASE_URL": database_url, "JOBTASK_LOG_FORMAT": "text"}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address, *flags],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+        try:
+            with grpc.insecure_channel(address) as channel:
+                grpc.channel_ready_future(channel).result(timeout=60)
+            yield process, address
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=30)
 
 
 @pytest.fixture

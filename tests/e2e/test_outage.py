@@ -12,7 +12,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
 
-from tests.e2e.test_operations import free_port
+from tests.e2e.test_operations import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -68,27 +67,9 @@ def _postmaster(data: Path) -> int:
 @pytest.fixture
 def served(private_postgres: tuple[str, Path, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
     url, _, _ = private_postgres
-    address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "JOBTASK_DATABASE_URL": url, "JOBTASK_LOG_FORMAT": "text"}
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address),
-            *("--processes", "1", "--grace-period", "2"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        with grpc.insecure_channel(address) as channel:
-            grpc.channel_ready_future(channel).result(timeout=60)
-        yield address, tmp_path / "server.log"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    log = tmp_path / "server.log"
+    with serving(url, log, "--processes", "1", "--grace-period", "2") as (_, address):
+        yield address, log
 
 
 def health(address: str) -> int:

@@ -17,7 +17,7 @@ from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
 from sqlalchemy import Engine
 
 from tests.conftest import reset_postgres
-from tests.e2e.test_operations import free_port
+from tests.e2e.test_operations import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = [("x-actor-id", "root"), ("x-actor-tenant", "acme"), ("x-actor-roles", "admin")]
@@ -49,32 +49,9 @@ def wait_for(condition: object, timeout: float = 30) -> None:
 @pytest.fixture
 def two_processes(postgres_engine: Engine, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     reset_postgres(postgres_engine)
-    address = f"127.0.0.1:{free_port()}"
-    env = {
-        **os.environ,
-        "JOBTASK_DATABASE_URL": postgres_engine.url.render_as_string(hide_password=False),
-        "JOBTASK_LOG_FORMAT": "text",
-    }
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "server", "serve", "--auth-mode", "headers", "--listen", address),
-            *("--processes", "2", "--grace-period", "3"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        with grpc.insecure_channel(address) as channel:
-            grpc.channel_ready_future(channel).result(timeout=60)
-        yield process, address
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        log.close()
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    with serving(url, tmp_path / "serve.log", "--processes", "2", "--grace-period", "3") as running:
+        yield running
 
 
 def create(address: str, name: str) -> str:
