@@ -46,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.table
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis
