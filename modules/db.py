@@ -32,11 +32,11 @@ MIGRATION_LOCK_KEY = 0x6A6F62746D6967  # "jobtmig": migrations (the scheduler ha
 class Timeouts:
     """Bounds on every wait in the database, so no stall is unbounded (PostgreSQL).
 
-    ``statement``: longest a statement may run; ``lock``: longest a statement waits for a
-    row another transaction holds; ``idle_in_transaction``: longest a transaction may sit
+    ``statement_s``: longest a statement may run; ``lock_s``: longest a statement waits for
+    a row another transaction holds; ``idle_in_transaction_s``: longest a transaction may sit
     waiting for its client (a paused or partitioned replica) before the server ends it and
-    releases its locks; ``connect``: to open a connection. Dead peers are found by TCP
-    keepalives and ``tcp_user_timeout`` within ``connect`` seconds or so.
+    releases its locks; ``connect_s``: to open a connection. Dead peers are found by TCP
+    keepalives and ``tcp_user_timeout`` within about twice ``connect_s``.
     """
 
     statement_s: float = DEFAULT_STATEMENT_TIMEOUT_S

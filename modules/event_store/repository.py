@@ -226,13 +226,9 @@ class SqlAlchemyLeaseStore:
     def holds(self, name: str, token: int) -> bool:
         """True when lease ``name`` is current at ``token``; the row stays share-locked, so
         no other replica can take the lease until this transaction ends."""
-        statement = (
-            select(leases.c.token)
-            .where(leases.c.name == name, leases.c.token == token, leases.c.expires_at > func.now())
-            .with_for_update(read=True)
-        )
-        if self._tx.dialect != "postgresql":
-            statement = select(leases.c.token).where(leases.c.name == name, leases.c.token == token)
+        statement = select(leases.c.token).where(leases.c.name == name, leases.c.token == token)
+        if self._tx.dialect == "postgresql":
+            statement = statement.where(leases.c.expires_at > func.now()).with_for_update(read=True)
         with errors.translated():
             return self._tx.write(statement).first() is not None
 
