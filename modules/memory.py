@@ -144,6 +144,57 @@ class InMemoryJobRepository:
         ]
         return sorted(found, key=lambda j: (j.next_run_at, j.id))[:limit]
 
+    def claimable(
+        self,
+        tenant: str,
+        *,
+        kinds: frozenset[str],
+        labels: Mapping[str, str],
+        owner: str | None,
+        limit: int,
+    ) -> Sequence[Job]:
+        """PENDING jobs to claim, highest priority first, then oldest."""
+        found = [
+            job
+            for job in self._state.jobs.values()
+            if job.tenant == tenant
+            and job.status is JobStatus.PENDING
+            and (not kinds or job.kind in kinds)
+            and (owner is None or job.owner == owner)
+            and _matches_labels(job.labels, labels)
+        ]
+        return sorted(found, key=lambda j: (-j.priority, j.id))[:limit]
+
+    def extend_lease(
+        self, job_id: uuid.UUID, run_id: uuid.UUID, *, until: datetime, at: datetime
+    ) -> JobRun | None:
+        """Move the lease of a RUNNING run of ``job_id`` to ``until``; None when it is not one."""
+        run = self._state.runs.get(run_id)
+        if run is None or run.job_id != job_id or run.status is not RunStatus.RUNNING:
+            return None
+        extended = dataclasses.replace(run, lease_expires_at=until, heartbeat_at=at)
+        self._state.runs[run_id] = extended
+        return extended
+
+    def expired_runs(self, now: datetime, *, limit: int) -> Sequence[JobRun]:
+        """RUNNING runs whose lease ran out before ``now``, oldest deadline first."""
+        found = [
+            r
+            for r in self._state.runs.values()
+            if r.status is RunStatus.RUNNING and r.lease_expires_at is not None and r.lease_expires_at < now
+        ]
+        return sorted(found, key=lambda r: (r.lease_expires_at, r.id))[:limit]
+
+    def close_expired_run(self, run: JobRun, *, at: datetime) -> bool:
+        """Write the closed ``run`` only if it is still RUNNING with a lease that ran out."""
+        current = self._state.runs.get(run.id)
+        if current is None or current.status is not RunStatus.RUNNING:
+            return False
+        if current.lease_expires_at is None or current.lease_expires_at >= at:
+            return False
+        self._state.runs[run.id] = run
+        return True
+
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""
         self._state.runs[run.id] = run

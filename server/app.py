@@ -25,13 +25,14 @@ from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed
 from core.messaging.reactions import Reactor
+from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.scheduler import Scheduler
 from core.services.jobs.service import JobService
 from core.services.tasks.service import TaskService
 from core.services.unit_of_work import UnitOfWorkFactory
 from core.services.visibility import can_see
 from modules import db, locks
-from modules.event_store.relay import PostgresEventRelay
+from modules.event_store.relay import CommitHint, PostgresEventRelay
 from server import auth
 from server.config import Settings
 from server.guard import CallGuard
@@ -134,14 +135,16 @@ class RunningServer:
     port: int
     health: Any
     feed: EventFeed
+    runnable: RunnableJobs
     background: list[asyncio.Task[None]] = field(default_factory=list)
     relay: PostgresEventRelay | None = None
 
     async def stop(self, grace: float) -> None:
-        """Drain: report NOT_SERVING, end event streams with UNAVAILABLE, let in-flight
-        calls finish within ``grace``, then stop."""
+        """Drain: report NOT_SERVING, end event streams with UNAVAILABLE, answer waiting
+        claims, let in-flight calls finish within ``grace``, then stop."""
         await self.health.enter_graceful_shutdown()
         await self.feed.close()
+        self.runnable.close()
         for task in self.background:
             task.cancel()
         await self.server.stop(grace)
@@ -183,10 +186,10 @@ async def _schedule_continuously(app: Application) -> None:
     failures = FailureLog(log, "the scheduler step")
     while True:
         try:
-            promoted = await app.blocking(app.scheduler.tick)
+            moved = await app.blocking(app.scheduler.tick)
             failures.succeeded()
-            if promoted:
-                log.info("scheduler promoted %d due jobs", len(promoted))
+            if moved:
+                log.info("scheduler moved %d jobs (due, or their lease lapsed)", len(moved))
         except Exception as error:
             failures.failed(error)
         await asyncio.sleep(app.settings.scheduler_interval_s)
@@ -217,7 +220,11 @@ async def start_server(
     guard = CallGuard(
         app.authenticator, app.executor, max_wait_s=timeouts.statement_s + timeouts.connect_s + 1.0
     )
-    jobs_servicer = JobServicer(jobs=app.jobs, authenticator=app.authenticator)
+    runnable = RunnableJobs()
+    app.bus.subscribe("job.*", runnable.on_event)
+    jobs_servicer = JobServicer(
+        jobs=app.jobs, authenticator=app.authenticator, runnable=runnable, executor=app.executor
+    )
     tasks_servicer = TaskServicer(tasks=app.tasks, authenticator=app.authenticator)
     server.add_generic_rpc_handlers(
         (guard.unary_handlers(jobs_servicer, JOB_SERVICE), guard.unary_handlers(tasks_servicer, TASK_SERVICE))
@@ -248,9 +255,10 @@ async def start_server(
     relay = None
     if app.engine.dialect.name == "postgresql":
 
-        def committed_elsewhere() -> None:
+        def committed_elsewhere(hint: CommitHint) -> None:
             feed.wake()
             reactions_due()
+            runnable.on_hint(hint)
 
         relay = PostgresEventRelay(app.engine, committed_elsewhere)
         relay.start()
@@ -279,7 +287,13 @@ async def start_server(
         asyncio.create_task(_schedule_continuously(app), name="scheduler"),
     ]
     return RunningServer(
-        server=server, port=port, health=health_servicer, feed=feed, background=background, relay=relay
+        server=server,
+        port=port,
+        health=health_servicer,
+        feed=feed,
+        runnable=runnable,
+        background=background,
+        relay=relay,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -51,6 +52,8 @@ EARLY_CHECKS: Final[Mapping[str, tuple[ModuleType, str]]] = {
     JOBS + "ListPendingJobs": (job_permissions, job_permissions.READ),
     JOBS + "ListRunningJobs": (job_permissions, job_permissions.READ),
     JOBS + "ListJobRuns": (job_permissions, job_permissions.READ),
+    JOBS + "ClaimJobs": (job_permissions, job_permissions.CLAIM),
+    JOBS + "HeartbeatJob": (job_permissions, job_permissions.HEARTBEAT),
     JOBS + "PauseJob": (job_permissions, job_permissions.SCHEDULE),
     JOBS + "ResumeJob": (job_permissions, job_permissions.SCHEDULE),
     JOBS + "RunJobNow": (job_permissions, job_permissions.SCHEDULE),
@@ -118,15 +121,19 @@ class CallGuard:
         self, servicer: object, service: ServiceDescriptor
     ) -> grpc.GenericRpcHandler[Any, Any]:
         """The handlers of every RPC of ``service``: each runs ``servicer``'s synchronous method
-        on the worker threads, behind the guard. A request that cannot even be decoded
-        (nested past the decoder's depth, truncated) is answered INVALID_ARGUMENT."""
+        on the worker threads, behind the guard (a coroutine method, such as a long poll,
+        runs on the event loop and hands its own blocking work to the threads). A request
+        that cannot even be decoded (nested past the decoder's depth, truncated) is answered
+        INVALID_ARGUMENT."""
         handlers = {}
         for rpc in service.methods:
             method = f"/{service.full_name}/{rpc.name}"
             request = message_factory.GetMessageClass(rpc.input_type)
             empty = message_factory.GetMessageClass(rpc.output_type)
+            inner = getattr(servicer, rpc.name)
+            wrap = self._unary_async if inspect.iscoroutinefunction(inner) else self._unary
             handlers[rpc.name] = grpc.unary_unary_rpc_method_handler(
-                self._unary(method, getattr(servicer, rpc.name), empty),
+                wrap(method, inner, empty),
                 request_deserializer=_decoding(request),
                 response_serializer=empty.SerializeToString,
             )
@@ -206,6 +213,21 @@ class CallGuard:
                 log.warning("%s: no answer from the database within %.1fs", method, wait)
                 failure = OperationResult.unavailable("the database did not answer in time; retry")
                 set_failure(context, failure.error)  # type: ignore[arg-type]
+                return empty()
+
+        return guarded
+
+    def _unary_async(self, method: str, inner: Callable[..., Any], empty: type[Any]) -> Callable[..., Any]:
+        async def guarded(request: Any, context: Any) -> Any:
+            correlation = None
+            try:
+                core_context.set_time_remaining(context.time_remaining())
+                correlation = self.admit(method, context.invocation_metadata())
+                if isinstance(request, Undecodable):
+                    raise Refused(request.error)
+                return await inner(request, context)
+            except Exception as error:
+                set_failure(context, self.failure(method, correlation, error))
                 return empty()
 
         return guarded

@@ -13,6 +13,8 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"
     MEMBER = "member"
     VIEWER = "viewer"
+    # A process that claims and runs jobs (ClaimJobs, HeartbeatJob, CompleteJob, FailJob).
+    WORKER = "worker"
     # The service itself, reacting to events (never granted through a token).
     SYSTEM = "system"
 

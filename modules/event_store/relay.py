@@ -1,7 +1,8 @@
 """PostgresEventRelay: LISTEN for the NOTIFY every event-writing transaction sends on commit.
 
-A notification is only a hint to read the log: its payload is never trusted, and a lost
-one costs at most a poll interval, because readers also poll the log.
+A notification is only a hint to read the log: its payload (which tenants and event types
+committed) only narrows who wakes up, and a lost one costs at most a poll interval,
+because readers also poll the log.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from sqlalchemy import Engine
 
 from core.common.errors import StorageUnavailableError
 from core.common.failures import FailureLog
-from modules.event_store.repository import CHANNEL
+from modules.event_store.repository import CHANNEL, read_hint
 
 log = logging.getLogger(__name__)
 
+# (tenant, event type) pairs that committed; None when unknown (anything may have).
+CommitHint = frozenset[tuple[str, str]] | None
+
 
 class PostgresEventRelay:
-    """Calls ``on_commit`` (from its own thread) whenever any replica commits events."""
+    """Calls ``on_commit`` (from its own thread) whenever any replica commits events, with
+    what the commit's hint says it held."""
 
     def __init__(
-        self, engine: Engine, on_commit: Callable[[], None], *, reconnect_delay: float = 1.0
+        self, engine: Engine, on_commit: Callable[[CommitHint], None], *, reconnect_delay: float = 1.0
     ) -> None:
         url = engine.url.set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
@@ -52,10 +57,10 @@ class PostgresEventRelay:
                     self.listening.set()
                     failures.succeeded()
                     # Whatever committed while we were not listening is found by this read.
-                    self._on_commit()
+                    self._on_commit(None)
                     while not self._stopping.is_set():
-                        for _ in connection.notifies(timeout=0.5):
-                            self._on_commit()
+                        for notice in connection.notifies(timeout=0.5):
+                            self._on_commit(read_hint(notice.payload))
             except psycopg.Error as error:
                 self.listening.clear()
                 failures.failed(StorageUnavailableError(str(error).strip() or type(error).__name__))

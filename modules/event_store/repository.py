@@ -52,7 +52,7 @@ class SqlAlchemyEventStore:
             if self._tx.dialect == "postgresql":
                 # NOTIFY in the same statement, to spend no extra round trip under the lock;
                 # it is delivered to listeners when (and only if) this transaction commits.
-                taken = taken.returning(func.pg_notify(CHANNEL, ""))
+                taken = taken.returning(func.pg_notify(CHANNEL, commit_hint(events_)))
             last = self._tx.write(taken).scalar_one()
             first = last - len(events_) + 1
             stored = [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
@@ -194,8 +194,28 @@ WITH taken AS (
     )
     RETURNING 1
 )
-SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', '') FROM taken
+SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', %(hint)s) FROM taken
 """
+
+# PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
+HINT_MAX_BYTES = 7_000
+
+
+def commit_hint(events_: Sequence[Event]) -> str:
+    """The NOTIFY payload of a commit: the (tenant, event type) pairs it stored, as JSON, so
+    a listener can tell whether it may concern it; empty (anything) when that is too long."""
+    pairs = sorted({(event.tenant, event.type) for event in events_})
+    hint = json.dumps(pairs, separators=(",", ":"))
+    return hint if len(hint.encode()) <= HINT_MAX_BYTES else ""
+
+
+def read_hint(payload: str) -> frozenset[tuple[str, str]] | None:
+    """The (tenant, event type) pairs of a commit hint; None when it does not say."""
+    try:
+        pairs = json.loads(payload)
+        return frozenset((str(tenant), str(type_)) for tenant, type_ in pairs)
+    except (ValueError, TypeError):
+        return None
 
 
 def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
@@ -214,7 +234,11 @@ def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
         }
         for ordinal, event in enumerate(events_, start=1)
     ]
-    return {"n": len(events_), "events": json.dumps(rows, separators=(",", ":"))}
+    return {
+        "n": len(events_),
+        "events": json.dumps(rows, separators=(",", ":")),
+        "hint": commit_hint(events_),
+    }
 
 
 class SqlAlchemyLeaseStore:

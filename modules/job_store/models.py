@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
@@ -51,6 +62,9 @@ class JobRow(Base):
     task_done: Mapped[int] = mapped_column(Integer, default=0)
     request_id: Mapped[str | None] = mapped_column(String(200))
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    progress: Mapped[float | None] = mapped_column(Float)
+    progress_message: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (
         UniqueConstraint("tenant", "owner", "request_id", name="uq_jobs_request"),
@@ -61,6 +75,16 @@ class JobRow(Base):
         Index("ix_jobs_tenant_kind_id", "tenant", "kind", "id"),
         # PostgreSQL only (created by migration 0003): GIN over labels for containment filters.
         Index("ix_jobs_status_next_run_at", "status", "next_run_at"),
+        # What ClaimJobs reads: the PENDING jobs of a tenant, by kind, in claim order.
+        Index(
+            "ix_jobs_claim",
+            "tenant",
+            "kind",
+            text("priority DESC"),
+            "id",
+            postgresql_where=text("status = 'PENDING'"),
+            sqlite_where=text("status = 'PENDING'"),
+        ),
     )
 
 
@@ -80,5 +104,18 @@ class JobRunRow(Base):
     result_data: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     result_message: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_duration_s: Mapped[float | None] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_job_runs_job_id_id", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_job_runs_job_id_id", "job_id", "id"),
+        # What the reaper reads: the leases of running runs, soonest deadline first.
+        Index(
+            "ix_job_runs_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'RUNNING'"),
+            sqlite_where=text("status = 'RUNNING'"),
+        ),
+    )

@@ -141,6 +141,69 @@ class SqlAlchemyJobRepository(TransactionalRepository):
         )
         return [job_from_row(row) for row in self._execute(statement)]
 
+    def claimable(
+        self,
+        tenant: str,
+        *,
+        kinds: frozenset[str],
+        labels: Mapping[str, str],
+        owner: str | None,
+        limit: int,
+    ) -> Sequence[Job]:
+        """PENDING jobs to claim, highest priority first, then oldest, locked for this unit of
+        work: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` (a job another claim holds is passed
+        over, not waited for); SQLite has one writer at a time."""
+        statement = select(jobs).where(jobs.c.tenant == tenant, jobs.c.status == JobStatus.PENDING.value)
+        if kinds:
+            statement = statement.where(jobs.c.kind.in_(sorted(kinds)))
+        if owner is not None:
+            statement = statement.where(jobs.c.owner == owner)
+        for condition in labels_match(jobs.c.labels, labels, self._tx.dialect):
+            statement = statement.where(condition)
+        statement = statement.order_by(jobs.c.priority.desc(), jobs.c.id).limit(limit)
+        if self._tx.dialect == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        return [job_from_row(row) for row in self._write(statement)]
+
+    def extend_lease(
+        self, job_id: uuid.UUID, run_id: uuid.UUID, *, until: datetime, at: datetime
+    ) -> JobRun | None:
+        """Move the lease of a RUNNING run of ``job_id`` to ``until``; None when it is not one."""
+        statement = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.job_id == job_id, runs.c.status == RunStatus.RUNNING.value)
+            .values(lease_expires_at=until, heartbeat_at=at)
+            .returning(*runs.columns)
+        )
+        row = self._write(statement).first()
+        return None if row is None else run_from_row(row)
+
+    def expired_runs(self, now: datetime, *, limit: int) -> Sequence[JobRun]:
+        """RUNNING runs of every tenant whose lease ran out before ``now``, oldest deadline first."""
+        statement = (
+            select(runs)
+            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
+            .order_by(runs.c.lease_expires_at)
+            .limit(limit)
+        )
+        return [run_from_row(row) for row in self._execute(statement)]
+
+    def close_expired_run(self, run: JobRun, *, at: datetime) -> bool:
+        """Write the closed ``run`` only if its row is still RUNNING with a lease that ran out
+        before ``at`` (a heartbeat or a finish that came first wins)."""
+        values = run_values(run)
+        del values["id"]
+        statement = (
+            update(runs)
+            .where(
+                runs.c.id == run.id,
+                runs.c.status == RunStatus.RUNNING.value,
+                runs.c.lease_expires_at < at,
+            )
+            .values(values)
+        )
+        return bool(self._write(statement).rowcount == 1)
+
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""
         self._insert(runs, run_values(run))
@@ -205,6 +268,9 @@ def job_values(job: Job) -> dict[str, Any]:
         "task_done": job.task_done,
         "request_id": job.request_id,
         "paused": job.paused,
+        "cancel_requested": job.cancel_requested,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
     }
 
 
@@ -259,6 +325,9 @@ def job_from_mapping(m: Mapping[Any, Any]) -> Job:
         task_done=m["task_done"],
         request_id=m["request_id"],
         paused=m["paused"],
+        cancel_requested=m["cancel_requested"],
+        progress=m["progress"],
+        progress_message=m["progress_message"],
     )
 
 
@@ -276,12 +345,17 @@ def run_values(run: JobRun) -> dict[str, Any]:
         "result_data": dict(run.result.data) if run.result else None,
         "result_message": run.result.message if run.result else None,
         "error": run.error,
+        "worker": run.worker,
+        "lease_expires_at": run.lease_expires_at,
+        "heartbeat_at": run.heartbeat_at,
+        "lease_duration_s": run.lease_duration.total_seconds() if run.lease_duration else None,
     }
 
 
 def run_from_row(row: Row[Any]) -> JobRun:
     """The JobRun a row of ``job_runs`` holds."""
     m = row._mapping
+    lease = m["lease_duration_s"]
     result = None
     if m["result_data"] is not None or m["result_message"] is not None:
         result = JobResult(data=m["result_data"] or {}, message=m["result_message"] or "")
@@ -296,4 +370,8 @@ def run_from_row(row: Row[Any]) -> JobRun:
         status=RunStatus(m["status"]),
         result=result,
         error=m["error"],
+        worker=m["worker"],
+        lease_expires_at=m["lease_expires_at"],
+        heartbeat_at=m["heartbeat_at"],
+        lease_duration=None if lease is None else timedelta(seconds=lease),
     )

@@ -83,6 +83,15 @@ def _job_error_event(p: job_types.JobErrorEvent) -> events_pb2.JobErrorEvent:
     return message
 
 
+def _job_progress_event(p: job_types.JobProgressEvent) -> events_pb2.JobProgressEvent:
+    message = events_pb2.JobProgressEvent(
+        job_id=str(p.job_id), owner=p.owner, run_id=str(p.run_id), message=p.message, etag=etag(p.version)
+    )
+    if p.progress is not None:
+        message.progress = p.progress
+    return message
+
+
 def _task_event(p: task_types.TaskEvent) -> events_pb2.TaskEvent:
     return events_pb2.TaskEvent(
         task_id=str(p.task_id),
@@ -141,6 +150,7 @@ PAYLOADS: dict[type[Payload], tuple[str, Callable[[Any], Any]]] = {
     job_types.JobScheduleEvent: ("job_schedule_event", _job_schedule_event),
     job_types.JobResultEvent: ("job_result_event", _job_result_event),
     job_types.JobErrorEvent: ("job_error_event", _job_error_event),
+    job_types.JobProgressEvent: ("job_progress_event", _job_progress_event),
     task_types.TaskEvent: ("task_event", _task_event),
     task_types.TaskStatusEvent: ("task_status_event", _task_status_event),
     task_types.TaskAssignEvent: ("task_assign_event", _task_assign_event),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from jobtask.v1 import jobs_pb2
 
 from core.services.jobs.types import (
     UNSET,
+    Claim,
     Job,
     JobCreate,
     JobFilters,
@@ -132,7 +134,11 @@ def job_to_proto(job: Job) -> jobs_pb2.Job:
         task_total=job.task_total,
         task_done=job.task_done,
         paused=job.paused,
+        cancel_requested=job.cancel_requested,
+        progress_message=job.progress_message,
     )
+    if job.progress is not None:
+        message.progress = job.progress
     if job.schedule is not None:
         message.schedule.CopyFrom(schedule_to_proto(job.schedule))
     if job.result is not None:
@@ -212,9 +218,22 @@ def run_to_proto(run: JobRun) -> jobs_pb2.JobRun:
         started_by=run.started_by,
         status=enum_to_proto(run.status, jobs_pb2.JobRunStatus, RUN_STATUS_PREFIX),
         error=run.error or "",
+        worker_id=run.worker,
     )
     set_time(message, "start_time", run.started_at)
     set_time(message, "finish_time", run.finished_at)
+    set_time(message, "lease_expire_time", run.lease_expires_at)
+    set_time(message, "heartbeat_time", run.heartbeat_at)
     if run.result is not None:
         message.result.CopyFrom(result_to_proto(run.result))
     return message
+
+
+def claim_to_proto(claim: Claim) -> jobs_pb2.ClaimedJob:
+    """The proto of a claimed job and its run."""
+    return jobs_pb2.ClaimedJob(job=job_to_proto(claim.job), run=run_to_proto(claim.run))
+
+
+def optional_duration(message: Any, field: str) -> timedelta | None:
+    """The timedelta in ``message.field`` when set."""
+    return from_duration(getattr(message, field), field) if message.HasField(field) else None

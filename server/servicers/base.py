@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -31,15 +31,37 @@ class Servicer:
 
     def _answer(self, context: Any, empty: type[M], work: Callable[[Actor], OperationResult[M]]) -> M:
         """Run ``work`` for the caller; a failure becomes the call's status and ``empty()``."""
-        error: OperationError | None
         try:
             result = work(self._identify(context))
-            error = result.error
-        except InvalidRequest as exc:
-            error = OperationResult.invalid(exc.violation).error
-        except auth.Unauthenticated as exc:
-            error = OperationResult.unauthenticated(str(exc)).error
-        if error is None:
-            return result.value
-        set_failure(context, error)
-        return empty()
+        except (InvalidRequest, auth.Unauthenticated) as exc:
+            return _refuse(context, empty, exc)
+        return _respond(context, empty, result)
+
+    async def _answer_async(
+        self, context: Any, empty: type[M], work: Callable[[Actor], Awaitable[OperationResult[M]]]
+    ) -> M:
+        """``_answer`` for work that waits on the event loop (a long poll)."""
+        try:
+            result = await work(self._identify(context))
+        except (InvalidRequest, auth.Unauthenticated) as exc:
+            return _refuse(context, empty, exc)
+        return _respond(context, empty, result)
+
+
+def _respond(context: Any, empty: type[M], result: OperationResult[M]) -> M:
+    error = result.error
+    if error is None:
+        return result.value
+    set_failure(context, error)
+    return empty()
+
+
+def _refuse(context: Any, empty: type[M], refusal: InvalidRequest | auth.Unauthenticated) -> M:
+    error: OperationError | None
+    if isinstance(refusal, InvalidRequest):
+        error = OperationResult.invalid(refusal.violation).error
+    else:
+        error = OperationResult.unauthenticated(str(refusal)).error
+    assert error is not None
+    set_failure(context, error)
+    return empty()

@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
 
 from core.common.actor import Actor
 from core.common.result import OperationResult
+from core.services.jobs import types
+from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.service import JobService
+from core.services.jobs.types import Claim
 from server import auth
 from server.conversions import jobs as convert
 from server.conversions import tasks as task_convert
-from server.conversions.common import parse_etag, require_uuid
+from server.conversions.common import InvalidRequest, parse_etag, parse_uuid, require_uuid, to_timestamp
 from server.servicers.base import Servicer
 
 DEFAULT_LIMIT = 100
+# A long poll answers this long before the caller's deadline, so the answer arrives in time.
+CLAIM_DEADLINE_MARGIN_S = 0.5
+
+T = TypeVar("T")
 
 
 class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
     """Converts JobService requests to domain calls and the results back."""
 
-    def __init__(self, *, jobs: JobService, authenticator: auth.Authenticator) -> None:
+    def __init__(
+        self,
+        *,
+        jobs: JobService,
+        authenticator: auth.Authenticator,
+        runnable: RunnableJobs | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         super().__init__(authenticator=authenticator)
         self._jobs = jobs
+        self._runnable = runnable or RunnableJobs()
+        self._executor = executor
+
+    async def _blocking(self, function: Callable[[], T]) -> T:
+        """Run ``function`` (database work) on the worker threads, in this call's context."""
+        call = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, function)
 
     def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Any) -> jobs_pb2.CreateJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.CreateJobResponse]:
@@ -109,7 +134,11 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             job_id = require_uuid("id", request.id)
             result = convert.result_from_proto(request.result) if request.HasField("result") else None
             completed = self._jobs.complete_job(
-                actor, job_id, result, expected_version=parse_etag(request.etag)
+                actor,
+                job_id,
+                result,
+                run_id=parse_uuid("run_id", request.run_id, required=False),
+                expected_version=parse_etag(request.etag),
             )
             return completed.map(lambda j: jobs_pb2.CompleteJobResponse(job=convert.job_to_proto(j)))
 
@@ -123,6 +152,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
                 job_id,
                 request.error,
                 retryable=not request.permanent,
+                run_id=parse_uuid("run_id", request.run_id, required=False),
                 expected_version=parse_etag(request.etag),
             )
             return failed.map(lambda j: jobs_pb2.FailJobResponse(job=convert.job_to_proto(j)))
@@ -154,6 +184,62 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             )
 
         return self._answer(context, jobs_pb2.ListRunningJobsResponse, work)
+
+    async def ClaimJobs(self, request: jobs_pb2.ClaimJobsRequest, context: Any) -> jobs_pb2.ClaimJobsResponse:
+        """Claim at once, or wait (on the event loop, holding no thread) until a job of the
+        caller's tenant may have become runnable, and claim again; until ``wait`` is over."""
+
+        async def work(actor: Actor) -> OperationResult[jobs_pb2.ClaimJobsResponse]:
+            wait = convert.optional_duration(request, "wait")
+            if wait is not None and not 0 <= wait.total_seconds() <= types.MAX_CLAIM_WAIT.total_seconds():
+                raise InvalidRequest("wait", f"must be between 0 and {types.MAX_CLAIM_WAIT.seconds}s")
+            lease = convert.optional_duration(request, "lease_duration") or types.DEFAULT_LEASE
+
+            def claim() -> OperationResult[list[Claim]]:
+                return self._jobs.claim_jobs(
+                    actor,
+                    kinds=frozenset(request.kinds),
+                    labels=dict(request.labels),
+                    max_jobs=request.max_jobs or 1,
+                    lease_duration=lease,
+                    worker_id=request.worker_id,
+                )
+
+            loop = asyncio.get_running_loop()
+            budget = 0.0 if wait is None else wait.total_seconds()
+            remaining = context.time_remaining()
+            if remaining is not None:
+                budget = min(budget, remaining - CLAIM_DEADLINE_MARGIN_S)
+            until = loop.time() + budget
+            with self._runnable.watch(actor.tenant) as waiter:
+                while True:
+                    claimed = await self._blocking(claim)
+                    left = until - loop.time()
+                    if not claimed.ok or claimed.value or left <= 0 or self._runnable.closed:
+                        break
+                    await waiter.wait(min(left, self._runnable.poll_s))
+            return claimed.map(
+                lambda claims: jobs_pb2.ClaimJobsResponse(jobs=[convert.claim_to_proto(c) for c in claims])
+            )
+
+        return await self._answer_async(context, jobs_pb2.ClaimJobsResponse, work)
+
+    def HeartbeatJob(
+        self, request: jobs_pb2.HeartbeatJobRequest, context: Any
+    ) -> jobs_pb2.HeartbeatJobResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.HeartbeatJobResponse]:
+            job_id, run_id = require_uuid("id", request.id), require_uuid("run_id", request.run_id)
+            beat = self._jobs.heartbeat_job(
+                actor,
+                job_id,
+                run_id,
+                lease_duration=convert.optional_duration(request, "lease_duration"),
+                progress=request.progress if request.HasField("progress") else None,
+                progress_message=request.progress_message if request.HasField("progress_message") else None,
+            )
+            return beat.map(_heartbeat_to_proto)
+
+        return self._answer(context, jobs_pb2.HeartbeatJobResponse, work)
 
     def ListJobRuns(self, request: jobs_pb2.ListJobRunsRequest, context: Any) -> jobs_pb2.ListJobRunsResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.ListJobRunsResponse]:
@@ -226,3 +312,10 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             return unlinked.map(lambda t: jobs_pb2.UnlinkTaskResponse(task=task_convert.task_to_proto(t)))
 
         return self._answer(context, jobs_pb2.UnlinkTaskResponse, work)
+
+
+def _heartbeat_to_proto(lease: types.Lease) -> jobs_pb2.HeartbeatJobResponse:
+    message = jobs_pb2.HeartbeatJobResponse(cancel_requested=lease.cancel_requested)
+    if lease.run.lease_expires_at is not None:
+        message.lease_expire_time.CopyFrom(to_timestamp(lease.run.lease_expires_at))
+    return message

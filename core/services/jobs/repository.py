@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -53,6 +53,35 @@ class JobRepository(Protocol):
 
     def due(self, now: datetime, *, limit: int) -> Sequence[Job]:
         """SCHEDULED jobs of every tenant whose ``next_run_at`` is not after ``now``."""
+        ...
+
+    def claimable(
+        self,
+        tenant: str,
+        *,
+        kinds: frozenset[str],
+        labels: Mapping[str, str],
+        owner: str | None,
+        limit: int,
+    ) -> Sequence[Job]:
+        """PENDING jobs to claim, highest priority first, then oldest; each is locked for this
+        unit of work, and one another unit of work holds is skipped (not waited for)."""
+        ...
+
+    def extend_lease(
+        self, job_id: uuid.UUID, run_id: uuid.UUID, *, until: datetime, at: datetime
+    ) -> JobRun | None:
+        """Move the lease of run ``run_id`` to ``until`` (a heartbeat at ``at``); None unless
+        it is still a RUNNING run of ``job_id``."""
+        ...
+
+    def expired_runs(self, now: datetime, *, limit: int) -> Sequence[JobRun]:
+        """RUNNING runs of every tenant whose lease ran out before ``now``, oldest deadline first."""
+        ...
+
+    def close_expired_run(self, run: JobRun, *, at: datetime) -> bool:
+        """Write ``run`` (closed) over its row only if that is still RUNNING with a lease
+        that ran out before ``at``; False when a heartbeat or a finish came first."""
         ...
 
     def add_run(self, run: JobRun) -> None:

@@ -1,4 +1,5 @@
-"""The scheduler: makes schedules and retries happen by promoting due jobs to PENDING.
+"""The scheduler: makes schedules and retries happen by promoting due jobs to PENDING, and
+takes jobs back from workers whose lease lapsed (the reaper).
 
 Exactly one scheduler acts at a time across replicas: each step first makes sure it
 holds the leader lock (on PostgreSQL a lease with a deadline and a fencing token, renewed
@@ -11,6 +12,7 @@ next fire time of a recurring job is computed from the moment its run finishes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from core.services.jobs.service import JobService
@@ -38,7 +40,7 @@ class LeaderLock(Protocol):
 
 
 class Scheduler:
-    """Promotes due jobs while it holds the leader lock."""
+    """Promotes due jobs and reaps lapsed leases while it holds the leader lock."""
 
     def __init__(self, *, jobs: JobService, lock: LeaderLock, batch_size: int = 100) -> None:
         self._jobs = jobs
@@ -47,20 +49,28 @@ class Scheduler:
         self.leading = False
 
     def tick(self) -> list[Job]:
-        """One step: promote every job due now (in batches); nothing unless leading."""
+        """One step: promote every job due now, then fail (or cancel) every job whose run's
+        lease lapsed, in batches; the jobs it moved. Nothing unless leading."""
         leading = self._lock.try_acquire()
         if leading != self.leading:
             log.info("scheduler %s leadership", "took" if leading else "lost")
             self.leading = leading
         if not leading:
             return []
-        promoted: list[Job] = []
         fence = self._lock.fence()
+        moved = self._batches(lambda: self._jobs.promote_due_jobs(limit=self._batch_size, fence=fence))
+        reaped = self._batches(lambda: self._jobs.reap_expired_leases(limit=self._batch_size, fence=fence))
+        if reaped:
+            log.warning("reaped %d jobs whose worker's lease lapsed", len(reaped))
+        return moved + reaped
+
+    def _batches(self, step: Callable[[], list[Job]]) -> list[Job]:
+        done: list[Job] = []
         while True:
-            batch = self._jobs.promote_due_jobs(limit=self._batch_size, fence=fence)
-            promoted += batch
+            batch = step()
+            done += batch
             if len(batch) < self._batch_size:
-                return promoted
+                return done
 
     def stop(self) -> None:
         """Release leadership so another replica can take over at once."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Never
 
 from core.common import pagination, validation
@@ -19,6 +19,7 @@ from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
 from core.services.jobs import permissions, types
 from core.services.jobs.types import (
+    Claim,
     Job,
     JobCall,
     JobCreate,
@@ -28,6 +29,7 @@ from core.services.jobs.types import (
     JobRun,
     JobStatus,
     JobUpdate,
+    Lease,
     RunStatus,
     Schedule,
 )
@@ -256,25 +258,10 @@ class JobService:
         """
 
         def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
-            moved = job.transition(
-                JobCall.START,
-                JobStatus.RUNNING,
-                at=now,
-                attempt_count=job.attempt_count + 1,
-                started_at=now,
-                next_run_at=None,
-            )
-            if not moved.ok:
-                return moved.as_failure()
-            after = moved.value
-            run = JobRun(
-                id=new_id(),
-                job_id=job.id,
-                tenant=job.tenant,
-                attempt=after.attempt_count,
-                started_by=actor.id,
-                started_at=now,
-            )
+            started = _started(job, actor, now)
+            if not started.ok:
+                return started.as_failure()
+            after, run = started.value
             uow.jobs.add_run(run)
             return self._decided(
                 after,
@@ -285,15 +272,145 @@ class JobService:
 
         return self._change(actor, job_id, permissions.START, expected_version, decide)
 
+    def claim_jobs(
+        self,
+        actor: Actor,
+        *,
+        kinds: frozenset[str] = frozenset(),
+        labels: Mapping[str, str] | None = None,
+        max_jobs: int = 1,
+        lease_duration: timedelta = types.DEFAULT_LEASE,
+        worker_id: str = "",
+    ) -> OperationResult[list[Claim]]:
+        """Claim up to ``max_jobs`` PENDING jobs of ``kinds`` (any kind when empty) carrying
+        ``labels``, highest priority first, then oldest.
+
+        Each claimed job becomes RUNNING with a new run that holds a lease until
+        ``lease_duration`` from now: the worker keeps it with heartbeat_job, names its run
+        when it completes or fails the job, and loses it to the reaper when it lapses. Two
+        claims never take the same job. An empty list means nothing was runnable; waiting
+        for work is the caller's (the server's long poll).
+        """
+        labels = labels or {}
+        violations = [v for kind in sorted(kinds) for v in _kind_violations(kind)]
+        violations += validation.labels("labels", labels)
+        violations += validation.int_range("max_jobs", max_jobs, 1, types.MAX_CLAIM)
+        violations += types.lease_violations("lease_duration", lease_duration)
+        violations += validation.text("worker_id", worker_id, max_length=types.NAME_MAX)
+        if violations:
+            return OperationResult.invalid(*violations)
+        if not permissions.may_ever(actor, permissions.CLAIM):
+            return OperationResult.denied(permissions.CLAIM, "job", "in tenant " + actor.tenant, actor.id)
+        owner = actor.id if permissions.claims_only_own(actor) else None
+
+        def attempt() -> OperationResult[list[Claim]]:
+            claims = []
+            now = self._clock.now()
+            with self._uow() as uow:
+                candidates = uow.jobs.claimable(
+                    actor.tenant, kinds=kinds, labels=labels, owner=owner, limit=max_jobs
+                )
+                for job in candidates:
+                    started = _started(job, actor, now, worker=worker_id, lease=lease_duration)
+                    if not started.ok:  # pragma: no cover - claimable returns PENDING jobs only
+                        continue
+                    after, run = started.value
+                    uow.jobs.add_run(run)
+                    uow.jobs.save(after, expected_version=job.version)
+                    payload = types.status_event(job, after, run=run, reason=f"claimed by {run.worker}")
+                    uow.events.append(
+                        self._event(JobEventType.STARTED, payload, actor, after),
+                        self._event(JobEventType.STATUS_CHANGED, payload, actor, after),
+                    )
+                    claims.append(Claim(job=after, run=run))
+                if claims:
+                    uow.commit()
+            return OperationResult.success(claims)
+
+        return guarded_change("job", None, attempt, unconditional=True)
+
+    def heartbeat_job(
+        self,
+        actor: Actor,
+        job_id: uuid.UUID,
+        run_id: uuid.UUID,
+        *,
+        lease_duration: timedelta | None = None,
+        progress: float | None = None,
+        progress_message: str | None = None,
+    ) -> OperationResult[Lease]:
+        """Keep the lease of a claimed run: it now lasts ``lease_duration`` (the claim's when
+        None) from now. The answer says whether cancellation was requested, so the worker
+        can stop. ``progress`` (percent) and ``progress_message``, when given, are recorded
+        on the job and announced with job.progressed.
+
+        A run that no longer holds the job (reaped, finished, or another run took over) is
+        refused with FAILED_PRECONDITION naming the job's current run: the worker must stop.
+        """
+        violations = (
+            [] if lease_duration is None else types.lease_violations("lease_duration", lease_duration)
+        )
+        if progress is not None and not 0.0 <= progress <= 100.0:
+            violations.append(FieldViolation("progress", "must be a percentage between 0 and 100"))
+        if progress_message is not None:
+            violations += validation.text(
+                "progress_message", progress_message, max_length=types.PROGRESS_MESSAGE_MAX
+            )
+        if violations:
+            return OperationResult.invalid(*violations)
+
+        def attempt() -> OperationResult[Lease]:
+            now = self._clock.now()
+            with self._uow() as uow:
+                job = uow.jobs.get(actor.tenant, job_id)
+                refused = self._refuse(actor, job_id, job, permissions.HEARTBEAT, None)
+                if refused is not None:
+                    return refused.as_failure()
+                assert job is not None
+                held = uow.jobs.open_run(job.id)
+                if held is None or held.id != run_id or not held.claimed:
+                    return _lost(job, run_id, held)
+                extension = lease_duration or held.lease_duration or types.DEFAULT_LEASE
+                run = uow.jobs.extend_lease(job.id, run_id, until=now + extension, at=now)
+                if run is None:  # pragma: no cover - closed between the read and the write
+                    return _lost(job, run_id, None)
+                after = job
+                reported = {
+                    "progress": job.progress if progress is None else progress,
+                    "progress_message": job.progress_message
+                    if progress_message is None
+                    else progress_message,
+                }
+                if reported != {"progress": job.progress, "progress_message": job.progress_message}:
+                    after = job.changed(at=now, **reported)
+                    uow.jobs.save(after, expected_version=job.version)
+                    payload = types.JobProgressEvent(
+                        job_id=job.id,
+                        owner=job.owner,
+                        run_id=run.id,
+                        progress=after.progress,
+                        message=after.progress_message,
+                        version=after.version,
+                    )
+                    uow.events.append(self._event(JobEventType.PROGRESSED, payload, actor, after))
+                uow.commit()
+            return OperationResult.success(Lease(job=after, run=run, cancel_requested=after.cancel_requested))
+
+        return guarded_change("job", job_id, attempt, unconditional=True)
+
     def complete_job(
         self,
         actor: Actor,
         job_id: uuid.UUID,
         result: JobResult | None = None,
         *,
+        run_id: uuid.UUID | None = None,
         expected_version: int | None = None,
     ) -> OperationResult[Job]:
-        """Finish the running attempt successfully: SUCCEEDED, or SCHEDULED again if it recurs."""
+        """Finish the running attempt successfully: SUCCEEDED, or SCHEDULED again if it recurs.
+
+        A claimed run must be named by ``run_id``; a run that lost the job is refused
+        (FAILED_PRECONDITION, naming the current run)."""
         result = result or JobResult()
         violations = list(validation.json_object("result.data", result.data))
         violations += validation.text("result.message", result.message, max_length=ERROR_MAX)
@@ -301,6 +418,9 @@ class JobService:
             return OperationResult.invalid(*violations)
 
         def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+            held = _holding_run(uow, job, run_id)
+            if not held.ok:
+                return held.as_failure()
             recurs = job.schedule is not None and job.schedule.recurring
             if recurs:
                 assert job.schedule is not None
@@ -319,8 +439,9 @@ class JobService:
                 )
             if not moved.ok:
                 return moved.as_failure()
-            after = moved.value
-            run = self._close_run(uow, job, now, RunStatus.SUCCEEDED, result=result)
+            after = _finished(moved.value)
+            run = self._close_run(uow, job, held.value, now, RunStatus.SUCCEEDED, result=result)
+            assert run is not None  # only a reaping close can come back empty
             payload = types.JobResultEvent(
                 job_id=job.id,
                 owner=job.owner,
@@ -342,64 +463,53 @@ class JobService:
         error: str,
         *,
         retryable: bool = True,
+        run_id: uuid.UUID | None = None,
         expected_version: int | None = None,
     ) -> OperationResult[Job]:
         """Finish the running attempt with ``error``.
 
         When the retry policy leaves an attempt (and ``retryable``), the job is SCHEDULED
-        after an exponential backoff; otherwise it is FAILED. job.failed says which.
+        after an exponential backoff; otherwise it is FAILED. job.failed says which. A job
+        whose cancellation was requested ends CANCELLED instead (job.cancelled). A claimed
+        run must be named by ``run_id``, as for complete_job.
         """
         violations = list(validation.text("error", error, max_length=ERROR_MAX, required=True))
         if violations:
             return OperationResult.invalid(*violations)
 
         def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
-            will_retry = retryable and job.retry_policy.allows_retry(job.attempt_count)
-            if will_retry:
-                retry_at = now + job.retry_policy.backoff(job.attempt_count)
-                moved = job.transition(
-                    JobCall.FAIL, JobStatus.SCHEDULED, at=now, last_error=error, next_run_at=retry_at
-                )
-            else:
-                moved = job.transition(
-                    JobCall.FAIL, JobStatus.FAILED, at=now, last_error=error, finished_at=now
-                )
-            if not moved.ok:
-                return moved.as_failure()
-            after = moved.value
-            run = self._close_run(uow, job, now, RunStatus.FAILED, error=error)
-            payload = types.JobErrorEvent(
-                job_id=job.id,
-                owner=job.owner,
-                run_id=run.id,
-                attempt=run.attempt,
-                error=error,
-                will_retry=will_retry,
-                version=after.version,
-                next_attempt_at=after.next_run_at if will_retry else None,
+            held = _holding_run(uow, job, run_id)
+            if not held.ok:
+                return held.as_failure()
+            return self._failed(
+                uow, job, held.value, now, error, retryable=retryable, actor=actor, event=JobEventType.FAILED
             )
-            return self._decided(after, (JobEventType.FAILED, payload), status_from=job, actor=actor)
 
         return self._change(actor, job_id, permissions.FAIL, expected_version, decide)
 
     def cancel_job(
         self, actor: Actor, job_id: uuid.UUID, reason: str = "", *, expected_version: int | None = None
     ) -> OperationResult[Job]:
-        """Cancel a PENDING, SCHEDULED or RUNNING job; a running attempt closes CANCELLED."""
+        """Cancel a PENDING, SCHEDULED or RUNNING job; a running attempt closes CANCELLED.
+
+        A job a worker claimed is not taken from it: the cancellation is requested
+        (job.cancel_requested), the worker learns it at its next heartbeat and ends the job
+        with fail_job, which then ends CANCELLED; if it never does, the reaper cancels the
+        job once the lease lapses.
+        """
         violations = list(validation.text("reason", reason, max_length=REASON_MAX))
         if violations:
             return OperationResult.invalid(*violations)
 
         def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
-            moved = job.transition(
-                JobCall.CANCEL, JobStatus.CANCELLED, at=now, finished_at=now, next_run_at=None
-            )
-            if not moved.ok:
-                return moved.as_failure()
-            after = moved.value
-            run = self._close_run(uow, job, now, RunStatus.CANCELLED, error=reason or None)
-            payload = types.status_event(job, after, run=run, reason=reason)
-            return self._decided(after, (JobEventType.CANCELLED, payload), status_from=job, actor=actor)
+            run = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+            if run is not None and run.claimed:
+                if job.cancel_requested:
+                    return OperationResult.success((job, []))
+                after = job.changed(at=now, cancel_requested=True)
+                payload = types.status_event(job, after, run=run, reason=reason)
+                return self._decided(after, (JobEventType.CANCEL_REQUESTED, payload), actor=actor)
+            return self._cancelled(uow, job, run, now, reason, actor=actor)
 
         return self._change(actor, job_id, permissions.CANCEL, expected_version, decide)
 
@@ -508,6 +618,57 @@ class JobService:
             if result.ok and result.value.version != candidate.version:
                 promoted.append(result.value)
         return promoted
+
+    def reap_expired_leases(self, *, limit: int = 100, fence: Fence | None = None) -> list[Job]:
+        """The scheduler's other step: every run whose lease lapsed loses its job.
+
+        The job fails as if its worker had failed it (job.lease_expired, then the retry
+        policy: SCHEDULED for another attempt or FAILED), or ends CANCELLED when its
+        cancellation was requested. A heartbeat or a finish that lands first wins; so does
+        ``fence``, as in promote_due_jobs.
+        """
+        now = self._clock.now()
+        with self._uow(read_only=True) as uow:
+            expired = uow.jobs.expired_runs(now, limit=limit)
+        reaped = []
+        for run in expired:
+            actor = system_actor(run.tenant)
+            result = self._change(
+                actor, run.job_id, permissions.FAIL, None, self._reap_if_expired(actor, run, fence)
+            )
+            if result.code is ErrorCode.FAILED_PRECONDITION and fence is not None:
+                break  # leadership lost
+            if result.ok and result.value.status is not JobStatus.RUNNING:
+                reaped.append(result.value)
+        return reaped
+
+    def _reap_if_expired(
+        self, actor: Actor, expired: JobRun, fence: Fence | None
+    ) -> Callable[[UnitOfWork, Job, datetime], Decision]:
+        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Decision:
+            held = uow.jobs.open_run(job.id)
+            if held is None or held.id != expired.id:
+                return OperationResult.success((job, []))
+            if fence is not None and not fence(uow):
+                return OperationResult.failed_precondition("the scheduler no longer holds its lease")
+            assert held.lease_expires_at is not None
+            deadline = held.lease_expires_at.isoformat()
+            lapsed = f"the lease of run {held.id} held by {held.worker} expired at {deadline}"
+            if job.cancel_requested:
+                return self._cancelled(uow, job, held, at, f"cancelled: {lapsed}", actor=actor, reaping=True)
+            return self._failed(
+                uow,
+                job,
+                held,
+                at,
+                lapsed,
+                retryable=True,
+                actor=actor,
+                event=JobEventType.LEASE_EXPIRED,
+                reaping=True,
+            )
+
+        return decide
 
     def _promote_if_due(
         self, actor: Actor, fence: Fence | None
@@ -705,17 +866,85 @@ class JobService:
             emitted.append(self._event(JobEventType.STATUS_CHANGED, payload, actor, after))
         return OperationResult.success((after, emitted))
 
+    def _failed(
+        self,
+        uow: UnitOfWork,
+        job: Job,
+        run: JobRun | None,
+        now: datetime,
+        error: str,
+        *,
+        retryable: bool,
+        actor: Actor,
+        event: JobEventType,
+        reaping: bool = False,
+    ) -> Decision:
+        """The job after its running attempt failed: retried per its policy, or FAILED, or
+        CANCELLED when its cancellation was requested."""
+        if job.cancel_requested and job.status is JobStatus.RUNNING:
+            return self._cancelled(uow, job, run, now, error, actor=actor, reaping=reaping)
+        will_retry = retryable and job.retry_policy.allows_retry(job.attempt_count)
+        if will_retry:
+            retry_at = now + job.retry_policy.backoff(job.attempt_count)
+            moved = job.transition(
+                JobCall.FAIL, JobStatus.SCHEDULED, at=now, last_error=error, next_run_at=retry_at
+            )
+        else:
+            moved = job.transition(JobCall.FAIL, JobStatus.FAILED, at=now, last_error=error, finished_at=now)
+        if not moved.ok:
+            return moved.as_failure()
+        after = _finished(moved.value)
+        closed = self._close_run(uow, job, run, now, RunStatus.FAILED, error=error, reaping=reaping)
+        if closed is None:
+            return OperationResult.success((job, []))
+        payload = types.JobErrorEvent(
+            job_id=job.id,
+            owner=job.owner,
+            run_id=closed.id,
+            attempt=closed.attempt,
+            error=error,
+            will_retry=will_retry,
+            version=after.version,
+            next_attempt_at=after.next_run_at if will_retry else None,
+        )
+        return self._decided(after, (event, payload), status_from=job, actor=actor)
+
+    def _cancelled(
+        self,
+        uow: UnitOfWork,
+        job: Job,
+        run: JobRun | None,
+        now: datetime,
+        reason: str,
+        *,
+        actor: Actor,
+        reaping: bool = False,
+    ) -> Decision:
+        moved = job.transition(JobCall.CANCEL, JobStatus.CANCELLED, at=now, finished_at=now, next_run_at=None)
+        if not moved.ok:
+            return moved.as_failure()
+        after = _finished(moved.value)
+        closed = self._close_run(
+            uow, job, run, now, RunStatus.CANCELLED, error=reason or None, reaping=reaping
+        )
+        if closed is None:
+            return OperationResult.success((job, []))
+        payload = types.status_event(job, after, run=closed, reason=reason)
+        return self._decided(after, (JobEventType.CANCELLED, payload), status_from=job, actor=actor)
+
     def _close_run(
         self,
         uow: UnitOfWork,
         job: Job,
+        run: JobRun | None,
         now: datetime,
         status: RunStatus,
         *,
         result: JobResult | None = None,
         error: str | None = None,
-    ) -> JobRun:
-        run = uow.jobs.open_run(job.id)
+        reaping: bool = False,
+    ) -> JobRun | None:
+        """``run`` closed with ``status``; None when reaping and a heartbeat saved it first."""
         if run is None:
             # A job that never started (cancelled while PENDING) has no run to close.
             return JobRun(
@@ -729,6 +958,8 @@ class JobService:
                 status=status,
             )
         closed = dataclasses.replace(run, status=status, finished_at=now, result=result, error=error)
+        if reaping:
+            return closed if uow.jobs.close_expired_run(closed, at=now) else None
         uow.jobs.save_run(closed)
         return closed
 
@@ -750,6 +981,83 @@ class JobService:
             next_run_at=job.next_run_at,
             version=job.version,
         )
+
+
+def _started(
+    job: Job,
+    actor: Actor,
+    now: datetime,
+    *,
+    worker: str = "",
+    lease: timedelta | None = None,
+) -> OperationResult[tuple[Job, JobRun]]:
+    """The job RUNNING with a new run: one with a lease when a worker claimed it."""
+    moved = job.transition(
+        JobCall.START,
+        JobStatus.RUNNING,
+        at=now,
+        attempt_count=job.attempt_count + 1,
+        started_at=now,
+        next_run_at=None,
+        cancel_requested=False,
+        progress=None,
+        progress_message="",
+    )
+    if not moved.ok:
+        return moved.as_failure()
+    after = moved.value
+    run = JobRun(
+        id=new_id(),
+        job_id=job.id,
+        tenant=job.tenant,
+        attempt=after.attempt_count,
+        started_by=actor.id,
+        started_at=now,
+        worker=(worker or actor.id) if lease is not None else "",
+        lease_expires_at=None if lease is None else now + lease,
+        heartbeat_at=None if lease is None else now,
+        lease_duration=lease,
+    )
+    return OperationResult.success((after, run))
+
+
+def _finished(job: Job) -> Job:
+    """The job once its running attempt ended: no cancellation pending any more."""
+    return dataclasses.replace(job, cancel_requested=False) if job.cancel_requested else job
+
+
+def _holding_run(uow: UnitOfWork, job: Job, run_id: uuid.UUID | None) -> OperationResult[JobRun | None]:
+    """The job's open run, when the caller may finish it: a claimed run must be named by
+    ``run_id``, and a named run must be the one holding the job."""
+    held = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+    if run_id is not None:
+        if held is None or held.id != run_id:
+            return _lost(job, run_id, held)
+    elif held is not None and held.claimed:
+        return OperationResult.failed_precondition(
+            f"job {job.id} is claimed by run {held.id} (worker {held.worker}): name its run_id",
+            current_run_id=str(held.id),
+        )
+    return OperationResult.success(held)
+
+
+def _lost(job: Job, run_id: uuid.UUID, held: JobRun | None) -> OperationResult[Never]:
+    """FAILED_PRECONDITION for a run that no longer holds ``job``, naming the one that does."""
+    if held is None:
+        current = f"the job is {job.status} with no run holding it"
+    else:
+        current = f"run {held.id} holds it now"
+    return OperationResult.failed_precondition(
+        f"run {run_id} no longer holds job {job.id}: {current}",
+        current_run_id=str(held.id) if held else "",
+        current_state=job.status,
+    )
+
+
+def _kind_violations(kind: str) -> list[FieldViolation]:
+    if types.KIND.match(kind):
+        return []
+    return [FieldViolation("kinds", f"{kind[:100]!r} is not a job kind")]
 
 
 def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationResult[Never] | None:

@@ -312,6 +312,11 @@ class Job:
     request_id: str | None = None
     # A paused job keeps its schedule but the scheduler does not fire it.
     paused: bool = False
+    # Set by CancelJob on a claimed RUNNING job: its worker learns it at its next heartbeat.
+    cancel_requested: bool = False
+    # What the worker of the current run last reported (percent, 0 to 100).
+    progress: float | None = None
+    progress_message: str = ""
 
     def transition(
         self, call: JobCall, target: JobStatus, *, at: datetime, **changes: Any
@@ -351,6 +356,47 @@ class JobRun:
     status: RunStatus = RunStatus.RUNNING
     result: JobResult | None = None
     error: str | None = None
+    # Set for a claimed run: who holds it, until when, and how long each heartbeat extends it.
+    worker: str = ""
+    lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    lease_duration: timedelta | None = None
+
+    @property
+    def claimed(self) -> bool:
+        """True for a run opened by ClaimJobs (it holds a lease); StartJob's runs do not."""
+        return self.lease_expires_at is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A job a worker claimed, with the run (and lease) it now holds."""
+
+    job: Job
+    run: JobRun
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """What a heartbeat answers: the lease's new deadline and whether to stop."""
+
+    job: Job
+    run: JobRun
+    cancel_requested: bool
+
+
+DEFAULT_LEASE = timedelta(seconds=30)
+MIN_LEASE, MAX_LEASE = timedelta(seconds=1), timedelta(hours=1)
+MAX_CLAIM_WAIT = timedelta(seconds=60)
+MAX_CLAIM = 100
+PROGRESS_MESSAGE_MAX = 1_000
+
+
+def lease_violations(field: str, lease: timedelta) -> list[FieldViolation]:
+    """What is wrong with a lease duration."""
+    if MIN_LEASE <= lease <= MAX_LEASE:
+        return []
+    return [FieldViolation(field, f"must be between {MIN_LEASE.seconds}s and {MAX_LEASE.seconds // 3600}h")]
 
 
 class Unset(enum.Enum):
@@ -476,6 +522,9 @@ class JobEventType(enum.StrEnum):
     SUCCEEDED = "job.succeeded"
     FAILED = "job.failed"
     CANCELLED = "job.cancelled"
+    CANCEL_REQUESTED = "job.cancel_requested"
+    LEASE_EXPIRED = "job.lease_expired"
+    PROGRESSED = "job.progressed"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -546,11 +595,30 @@ class JobErrorEvent(events.Payload):
     next_attempt_at: datetime | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JobProgressEvent(events.Payload):
+    """The worker of a run reported progress."""
+
+    job_id: uuid.UUID
+    owner: str
+    run_id: uuid.UUID
+    progress: float | None
+    message: str
+    version: int
+
+
 events.register(JobEvent, JobEventType.CREATED, JobEventType.UPDATED, JobEventType.DELETED)
-events.register(JobStatusEvent, JobEventType.STATUS_CHANGED, JobEventType.STARTED, JobEventType.CANCELLED)
+events.register(
+    JobStatusEvent,
+    JobEventType.STATUS_CHANGED,
+    JobEventType.STARTED,
+    JobEventType.CANCELLED,
+    JobEventType.CANCEL_REQUESTED,
+)
 events.register(JobScheduleEvent, JobEventType.SCHEDULED)
 events.register(JobResultEvent, JobEventType.SUCCEEDED)
-events.register(JobErrorEvent, JobEventType.FAILED)
+events.register(JobErrorEvent, JobEventType.FAILED, JobEventType.LEASE_EXPIRED)
+events.register(JobProgressEvent, JobEventType.PROGRESSED)
 
 
 def job_event(job: Job, changed_fields: tuple[str, ...] = ()) -> JobEvent:

@@ -9,7 +9,7 @@ from core.common.access import Reach
 from core.common.actor import Actor, Role
 from core.services.tasks.types import Task
 
-A, OP, M, V, S = Role.ADMIN, Role.OPERATOR, Role.MEMBER, Role.VIEWER, Role.SYSTEM
+A, OP, M, V, W, S = Role.ADMIN, Role.OPERATOR, Role.MEMBER, Role.VIEWER, Role.WORKER, Role.SYSTEM
 ANY, OWN, MINE, NONE = Reach.ANY, Reach.OWN, Reach.OWN | Reach.ASSIGNED, Reach.NONE
 
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
@@ -17,17 +17,17 @@ ASSIGN, COMPLETE, CANCEL, REOPEN = "assign", "complete", "cancel", "reopen"
 
 # action -> role -> which tasks. MINE = owned by or assigned to the actor. Operators read
 # all and assign any task; members act on what they own, and read, progress, complete and
-# reopen what is assigned to them; viewers only read.
+# reopen what is assigned to them; viewers only read; workers (who run jobs) see no task.
 RULES: Final[access.Rules] = {
-    #          admin     operator   member     viewer     system
-    READ:     {A: ANY,   OP:ANY,    M: MINE,   V: ANY,    S: ANY},
-    CREATE:   {A: ANY,   OP:ANY,    M: ANY,    V: NONE,   S: ANY},
-    UPDATE:   {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   S: ANY},
-    DELETE:   {A: ANY,   OP:OWN,    M: OWN,    V: NONE,   S: ANY},
-    ASSIGN:   {A: ANY,   OP:ANY,    M: OWN,    V: NONE,   S: ANY},
-    COMPLETE: {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   S: ANY},
-    CANCEL:   {A: ANY,   OP:OWN,    M: OWN,    V: NONE,   S: ANY},
-    REOPEN:   {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   S: ANY},
+    #          admin     operator   member     viewer     worker     system
+    READ:     {A: ANY,   OP:ANY,    M: MINE,   V: ANY,    W: NONE,   S: ANY},
+    CREATE:   {A: ANY,   OP:ANY,    M: ANY,    V: NONE,   W: NONE,   S: ANY},
+    UPDATE:   {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   W: NONE,   S: ANY},
+    DELETE:   {A: ANY,   OP:OWN,    M: OWN,    V: NONE,   W: NONE,   S: ANY},
+    ASSIGN:   {A: ANY,   OP:ANY,    M: OWN,    V: NONE,   W: NONE,   S: ANY},
+    COMPLETE: {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   W: NONE,   S: ANY},
+    CANCEL:   {A: ANY,   OP:OWN,    M: OWN,    V: NONE,   W: NONE,   S: ANY},
+    REOPEN:   {A: ANY,   OP:MINE,   M: MINE,   V: NONE,   W: NONE,   S: ANY},
 }  # fmt: skip
 
 

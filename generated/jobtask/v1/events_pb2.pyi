@@ -44,7 +44,7 @@ class Heartbeat(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("id", "sequence", "type", "occur_time", "tenant", "actor_id", "resource_id", "job_id", "correlation_id", "job_event", "job_status_event", "job_schedule_event", "job_result_event", "job_error_event", "task_event", "task_status_event", "task_assign_event", "task_link_event")
+    __slots__ = ("id", "sequence", "type", "occur_time", "tenant", "actor_id", "resource_id", "job_id", "correlation_id", "job_event", "job_status_event", "job_schedule_event", "job_result_event", "job_error_event", "job_progress_event", "task_event", "task_status_event", "task_assign_event", "task_link_event")
     ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class Event(_message.Message):
     JOB_SCHEDULE_EVENT_FIELD_NUMBER: _ClassVar[int]
     JOB_RESULT_EVENT_FIELD_NUMBER: _ClassVar[int]
     JOB_ERROR_EVENT_FIELD_NUMBER: _ClassVar[int]
+    JOB_PROGRESS_EVENT_FIELD_NUMBER: _ClassVar[int]
     TASK_EVENT_FIELD_NUMBER: _ClassVar[int]
     TASK_STATUS_EVENT_FIELD_NUMBER: _ClassVar[int]
     TASK_ASSIGN_EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -77,11 +78,12 @@ class Event(_message.Message):
     job_schedule_event: JobScheduleEvent
     job_result_event: JobResultEvent
     job_error_event: JobErrorEvent
+    job_progress_event: JobProgressEvent
     task_event: TaskEvent
     task_status_event: TaskStatusEvent
     task_assign_event: TaskAssignEvent
     task_link_event: TaskLinkEvent
-    def __init__(self, id: _Optional[str] = ..., sequence: _Optional[int] = ..., type: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., actor_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., job_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ..., job_status_event: _Optional[_Union[JobStatusEvent, _Mapping]] = ..., job_schedule_event: _Optional[_Union[JobScheduleEvent, _Mapping]] = ..., job_result_event: _Optional[_Union[JobResultEvent, _Mapping]] = ..., job_error_event: _Optional[_Union[JobErrorEvent, _Mapping]] = ..., task_event: _Optional[_Union[TaskEvent, _Mapping]] = ..., task_status_event: _Optional[_Union[TaskStatusEvent, _Mapping]] = ..., task_assign_event: _Optional[_Union[TaskAssignEvent, _Mapping]] = ..., task_link_event: _Optional[_Union[TaskLinkEvent, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., sequence: _Optional[int] = ..., type: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., actor_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., job_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ..., job_status_event: _Optional[_Union[JobStatusEvent, _Mapping]] = ..., job_schedule_event: _Optional[_Union[JobScheduleEvent, _Mapping]] = ..., job_result_event: _Optional[_Union[JobResultEvent, _Mapping]] = ..., job_error_event: _Optional[_Union[JobErrorEvent, _Mapping]] = ..., job_progress_event: _Optional[_Union[JobProgressEvent, _Mapping]] = ..., task_event: _Optional[_Union[TaskEvent, _Mapping]] = ..., task_status_event: _Optional[_Union[TaskStatusEvent, _Mapping]] = ..., task_assign_event: _Optional[_Union[TaskAssignEvent, _Mapping]] = ..., task_link_event: _Optional[_Union[TaskLinkEvent, _Mapping]] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "name", "kind", "owner", "status", "etag", "changed_fields", "task_total", "task_done")
@@ -176,6 +178,22 @@ class JobErrorEvent(_message.Message):
     etag: str
     next_attempt_time: _timestamp_pb2.Timestamp
     def __init__(self, job_id: _Optional[str] = ..., owner: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., will_retry: _Optional[bool] = ..., etag: _Optional[str] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JobProgressEvent(_message.Message):
+    __slots__ = ("job_id", "owner", "run_id", "progress", "message", "etag")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    owner: str
+    run_id: str
+    progress: float
+    message: str
+    etag: str
+    def __init__(self, job_id: _Optional[str] = ..., owner: _Optional[str] = ..., run_id: _Optional[str] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("task_id", "title", "owner", "assignee", "status", "priority", "parent_id", "job_id", "etag", "changed_fields")

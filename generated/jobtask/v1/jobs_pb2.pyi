@@ -83,7 +83,7 @@ class JobResult(_message.Message):
     def __init__(self, data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "tenant", "name", "description", "kind", "payload", "labels", "priority", "status", "owner", "schedule", "retry_policy", "attempt_count", "result", "last_error", "next_run_at", "create_time", "update_time", "start_time", "finish_time", "etag", "task_total", "task_done", "paused")
+    __slots__ = ("id", "tenant", "name", "description", "kind", "payload", "labels", "priority", "status", "owner", "schedule", "retry_policy", "attempt_count", "result", "last_error", "next_run_at", "create_time", "update_time", "start_time", "finish_time", "etag", "task_total", "task_done", "paused", "cancel_requested", "progress", "progress_message")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,9 @@ class Job(_message.Message):
     TASK_TOTAL_FIELD_NUMBER: _ClassVar[int]
     TASK_DONE_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant: str
     name: str
@@ -139,10 +142,13 @@ class Job(_message.Message):
     task_total: int
     task_done: int
     paused: bool
-    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., owner: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., attempt_count: _Optional[int] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., last_error: _Optional[str] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., task_total: _Optional[int] = ..., task_done: _Optional[int] = ..., paused: _Optional[bool] = ...) -> None: ...
+    cancel_requested: bool
+    progress: float
+    progress_message: str
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., owner: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., attempt_count: _Optional[int] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., last_error: _Optional[str] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., task_total: _Optional[int] = ..., task_done: _Optional[int] = ..., paused: _Optional[bool] = ..., cancel_requested: _Optional[bool] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ...) -> None: ...
 
 class JobRun(_message.Message):
-    __slots__ = ("id", "job_id", "attempt", "started_by", "start_time", "finish_time", "status", "result", "error")
+    __slots__ = ("id", "job_id", "attempt", "started_by", "start_time", "finish_time", "status", "result", "error", "worker_id", "lease_expire_time", "heartbeat_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +158,9 @@ class JobRun(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     attempt: int
@@ -161,7 +170,10 @@ class JobRun(_message.Message):
     status: JobRunStatus
     result: JobResult
     error: str
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., started_by: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[JobRunStatus, str]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    worker_id: str
+    lease_expire_time: _timestamp_pb2.Timestamp
+    heartbeat_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., started_by: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[JobRunStatus, str]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., error: _Optional[str] = ..., worker_id: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
     __slots__ = ("job", "request_id")
@@ -299,14 +311,16 @@ class CancelJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("id", "result", "etag")
+    __slots__ = ("id", "result", "etag", "run_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     result: JobResult
     etag: str
-    def __init__(self, id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    run_id: str
+    def __init__(self, id: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., etag: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class CompleteJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -315,16 +329,18 @@ class CompleteJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class FailJobRequest(_message.Message):
-    __slots__ = ("id", "error", "permanent", "etag")
+    __slots__ = ("id", "error", "permanent", "etag", "run_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PERMANENT_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     error: str
     permanent: bool
     etag: str
-    def __init__(self, id: _Optional[str] = ..., error: _Optional[str] = ..., permanent: _Optional[bool] = ..., etag: _Optional[str] = ...) -> None: ...
+    run_id: str
+    def __init__(self, id: _Optional[str] = ..., error: _Optional[str] = ..., permanent: _Optional[bool] = ..., etag: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class FailJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -377,6 +393,65 @@ class ListJobRunsResponse(_message.Message):
     runs: _containers.RepeatedCompositeFieldContainer[JobRun]
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[JobRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ClaimJobsRequest(_message.Message):
+    __slots__ = ("kinds", "labels", "max_jobs", "wait", "lease_duration", "worker_id")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.ScalarMap[str, str]
+    max_jobs: int
+    wait: _duration_pb2.Duration
+    lease_duration: _duration_pb2.Duration
+    worker_id: str
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_jobs: _Optional[int] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class ClaimedJob(_message.Message):
+    __slots__ = ("job", "run")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    run: JobRun
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., run: _Optional[_Union[JobRun, _Mapping]] = ...) -> None: ...
+
+class ClaimJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[ClaimedJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[ClaimedJob, _Mapping]]] = ...) -> None: ...
+
+class HeartbeatJobRequest(_message.Message):
+    __slots__ = ("id", "run_id", "lease_duration", "progress", "progress_message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    lease_duration: _duration_pb2.Duration
+    progress: float
+    progress_message: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ...) -> None: ...
+
+class HeartbeatJobResponse(_message.Message):
+    __slots__ = ("cancel_requested", "lease_expire_time")
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    cancel_requested: bool
+    lease_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, cancel_requested: _Optional[bool] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PauseJobRequest(_message.Message):
     __slots__ = ("id", "etag")

@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class JobServiceStub:
-    """Jobs: units of machine work with a lifecycle. Workers poll ListPendingJobs and claim
-    a job with StartJob; the etag makes the claim exclusive.
+    """Jobs: units of machine work with a lifecycle. Workers claim jobs with ClaimJobs (a
+    lease they keep with HeartbeatJob and name when they finish the job); StartJob remains
+    for callers that run a job without a lease.
     """
 
     def __init__(self, channel):
@@ -101,6 +102,16 @@ class JobServiceStub:
                 request_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.SerializeToString,
                 response_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.FromString,
                 _registered_method=True)
+        self.ClaimJobs = channel.unary_unary(
+                '/jobtask.v1.JobService/ClaimJobs',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.ClaimJobsRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.ClaimJobsResponse.FromString,
+                _registered_method=True)
+        self.HeartbeatJob = channel.unary_unary(
+                '/jobtask.v1.JobService/HeartbeatJob',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.HeartbeatJobRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.HeartbeatJobResponse.FromString,
+                _registered_method=True)
         self.PauseJob = channel.unary_unary(
                 '/jobtask.v1.JobService/PauseJob',
                 request_serializer=jobtask_dot_v1_dot_jobs__pb2.PauseJobRequest.SerializeToString,
@@ -134,8 +145,9 @@ class JobServiceStub:
 
 
 class JobServiceServicer:
-    """Jobs: units of machine work with a lifecycle. Workers poll ListPendingJobs and claim
-    a job with StartJob; the etag makes the claim exclusive.
+    """Jobs: units of machine work with a lifecycle. Workers claim jobs with ClaimJobs (a
+    lease they keep with HeartbeatJob and name when they finish the job); StartJob remains
+    for callers that run a job without a lease.
     """
 
     def CreateJob(self, request, context):
@@ -213,6 +225,25 @@ class JobServiceServicer:
 
     def ListJobRuns(self, request, context):
         """The runs of a job, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimJobs(self, request, context):
+        """Claims up to max_jobs PENDING jobs of the given kinds, highest priority first, then
+        oldest: each becomes RUNNING with a new run holding a lease. Waits up to wait for a
+        job to become runnable when none is (a long poll), then answers with none. Two
+        claims never get the same job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HeartbeatJob(self, request, context):
+        """Extends the lease of a claimed run and says whether cancellation was requested.
+        FAILED_PRECONDITION when the run no longer holds the job (its lease lapsed and the
+        job was taken back, or it finished): the worker must stop working on it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -329,6 +360,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.FromString,
                     response_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.SerializeToString,
             ),
+            'ClaimJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimJobs,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.ClaimJobsRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.ClaimJobsResponse.SerializeToString,
+            ),
+            'HeartbeatJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.HeartbeatJob,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.HeartbeatJobRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.HeartbeatJobResponse.SerializeToString,
+            ),
             'PauseJob': grpc.unary_unary_rpc_method_handler(
                     servicer.PauseJob,
                     request_deserializer=jobtask_dot_v1_dot_jobs__pb2.PauseJobRequest.FromString,
@@ -368,8 +409,9 @@ def add_JobServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JobService:
-    """Jobs: units of machine work with a lifecycle. Workers poll ListPendingJobs and claim
-    a job with StartJob; the etag makes the claim exclusive.
+    """Jobs: units of machine work with a lifecycle. Workers claim jobs with ClaimJobs (a
+    lease they keep with HeartbeatJob and name when they finish the job); StartJob remains
+    for callers that run a job without a lease.
     """
 
     @staticmethod
@@ -713,6 +755,60 @@ class JobService:
             '/jobtask.v1.JobService/ListJobRuns',
             jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.SerializeToString,
             jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/ClaimJobs',
+            jobtask_dot_v1_dot_jobs__pb2.ClaimJobsRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.ClaimJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HeartbeatJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/HeartbeatJob',
+            jobtask_dot_v1_dot_jobs__pb2.HeartbeatJobRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.HeartbeatJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
