@@ -240,15 +240,16 @@ def start(client: Client, job_id: str, etag: str) -> None:
 @click.option("--result", "data", help="JSON object")
 @click.option("--message", default="")
 @click.option("--etag", default="")
+@click.option("--run-id", default="", help="the run a claim returned (required for a claimed job)")
 @json_option
 @pass_client
-def complete(client: Client, job_id: str, data: str | None, message: str, etag: str) -> None:
+def complete(client: Client, job_id: str, data: str | None, message: str, etag: str, run_id: str) -> None:
     """Finish the running attempt successfully."""
     result = jobs_pb2.JobResult(message=message)
     body = parse_json_object(data, "--result")
     if body is not None:
         result.data.update(body)
-    request = jobs_pb2.CompleteJobRequest(id=job_id, result=result, etag=etag)
+    request = jobs_pb2.CompleteJobRequest(id=job_id, result=result, etag=etag, run_id=run_id)
     show(client, client.call(stub(client).CompleteJob, request).job)
 
 
@@ -257,12 +258,71 @@ def complete(client: Client, job_id: str, data: str | None, message: str, etag: 
 @click.option("--error", required=True, help="what went wrong")
 @click.option("--permanent", is_flag=True, help="do not retry, whatever the retry policy")
 @click.option("--etag", default="")
+@click.option("--run-id", default="", help="the run a claim returned (required for a claimed job)")
 @json_option
 @pass_client
-def fail(client: Client, job_id: str, error: str, permanent: bool, etag: str) -> None:
+def fail(client: Client, job_id: str, error: str, permanent: bool, etag: str, run_id: str) -> None:
     """Finish the running attempt with an error (retried while the policy allows)."""
-    request = jobs_pb2.FailJobRequest(id=job_id, error=error, permanent=permanent, etag=etag)
+    request = jobs_pb2.FailJobRequest(id=job_id, error=error, permanent=permanent, etag=etag, run_id=run_id)
     show(client, client.call(stub(client).FailJob, request).job)
+
+
+@jobs.command()
+@click.option("--kind", "kinds", multiple=True, help="a kind to claim (repeatable; none: any)")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE the job must carry (repeatable)")
+@click.option("--max", "max_jobs", type=int, default=1, show_default=True, help="jobs to claim at most")
+@click.option("--wait", type=float, default=0.0, show_default=True, help="seconds to wait for one")
+@click.option("--lease", type=float, default=30.0, show_default=True, help="seconds the lease lasts")
+@click.option("--worker-id", default="", help="shown on the run [default: the actor]")
+@json_option
+@pass_client
+def claim(
+    client: Client,
+    kinds: tuple[str, ...],
+    labels: tuple[str, ...],
+    max_jobs: int,
+    wait: float,
+    lease: float,
+    worker_id: str,
+) -> None:
+    """Claim runnable jobs: each becomes RUNNING with a run holding a lease."""
+    request = jobs_pb2.ClaimJobsRequest(
+        kinds=list(kinds), labels=parse_labels(labels), max_jobs=max_jobs, worker_id=worker_id
+    )
+    request.wait.FromTimedelta(timedelta(seconds=wait))
+    request.lease_duration.FromTimedelta(timedelta(seconds=lease))
+    client.timeout = max(client.timeout, wait + 5.0)
+    response = client.call(stub(client).ClaimJobs, request)
+    out.emit(response, json_output=client.json_output, human=out.claims_table(response.jobs))
+
+
+@jobs.command()
+@click.argument("job_id")
+@click.option("--run-id", required=True, help="the run its claim returned")
+@click.option("--progress", type=float, help="percent done")
+@click.option("--message", help="progress message")
+@click.option("--lease", type=float, help="seconds the lease lasts from now [default: the claim's]")
+@json_option
+@pass_client
+def heartbeat(
+    client: Client, job_id: str, run_id: str, progress: float | None, message: str | None, lease: float | None
+) -> None:
+    """Keep a claimed job's lease; says whether cancellation was requested."""
+    request = jobs_pb2.HeartbeatJobRequest(id=job_id, run_id=run_id)
+    if progress is not None:
+        request.progress = progress
+    if message is not None:
+        request.progress_message = message
+    if lease is not None:
+        request.lease_duration.FromTimedelta(timedelta(seconds=lease))
+    response = client.call(stub(client).HeartbeatJob, request)
+    human = out.fields_table(
+        [
+            ("cancel requested", "yes" if response.cancel_requested else "no"),
+            ("lease until", out.when(response, "lease_expire_time")),
+        ]
+    )
+    out.emit(response, json_output=client.json_output, human=human)
 
 
 @jobs.command()

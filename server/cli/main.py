@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server.cli import cli, events, jobs, tasks
+from server.cli import cli, events, jobs, tasks, worker
 
-for group in (jobs.jobs, tasks.tasks, events.events):
+for group in (jobs.jobs, tasks.tasks, events.events, worker.worker):
     cli.add_command(group)
 
 

@@ -90,7 +90,13 @@ def job_view(job: jobs_pb2.Job) -> Table:
             ("id", job.id),
             ("name", job.name),
             ("kind", job.kind),
-            ("status", job_status(job.status) + (" (paused)" if job.paused else "")),
+            (
+                "status",
+                job_status(job.status)
+                + (" (paused)" if job.paused else "")
+                + (" (cancellation requested)" if job.cancel_requested else ""),
+            ),
+            ("progress", _progress(job)),
             ("owner", job.owner),
             ("priority", job.priority),
             ("description", job.description),
@@ -112,6 +118,20 @@ def job_view(job: jobs_pb2.Job) -> Table:
     )
 
 
+def _progress(job: jobs_pb2.Job) -> str:
+    shown = f"{job.progress:g}%" if job.HasField("progress") else ""
+    return " ".join(part for part in (shown, job.progress_message) if part)
+
+
+def claims_table(claims: Sequence[jobs_pb2.ClaimedJob]) -> Table:
+    """Claimed jobs with the run and lease each is held by."""
+    table = Table("id", "name", "kind", "attempt", "run", "lease until")
+    for claim in claims:
+        job, run = claim.job, claim.run
+        table.add_row(job.id, job.name, job.kind, str(run.attempt), run.id, when(run, "lease_expire_time"))
+    return table
+
+
 def jobs_table(jobs: Sequence[jobs_pb2.Job]) -> Table:
     """Jobs, one per row."""
     table = Table("id", "name", "kind", "status", "owner", "prio", "next run", "tasks")
@@ -130,10 +150,13 @@ def runs_table(runs: Sequence[jobs_pb2.JobRun]) -> Table:
     for run in runs:
         outcome = run.error or (run.result.message if run.HasField("result") else "")
         status = enum_name(jobs_pb2.JobRunStatus, run.status, "JOB_RUN_STATUS_")
+        if run.status == jobs_pb2.JOB_RUN_STATUS_RUNNING and run.HasField("lease_expire_time"):
+            status += f" (lease until {when(run, 'lease_expire_time')})"
         table.add_row(
             str(run.attempt),
             status,
-            run.started_by,
+            run.started_by
+            + (f" on {run.worker_id}" if run.worker_id and run.worker_id != run.started_by else ""),
             when(run, "start_time"),
             when(run, "finish_time"),
             outcome,
