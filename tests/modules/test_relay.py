@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -10,7 +11,8 @@ from sqlalchemy import Engine
 
 from core.common.clock import FakeClock
 from modules.db import SqlAlchemyUnitOfWorkFactory
-from modules.event_store.relay import PostgresEventRelay
+from modules.event_store.relay import CommitHint, PostgresEventRelay
+from modules.event_store.repository import commit_hint, read_hint
 from tests.modules.test_unit_of_work import created
 
 
@@ -59,3 +61,39 @@ def test_the_relay_reconnects(engine_for: Callable[[str], Engine]) -> None:
         assert heard.acquire(timeout=10)  # reconnected, and read the log again
     finally:
         relay.stop()
+
+
+@pytest.mark.postgres
+def test_the_hint_names_the_tenants_and_types_that_committed(
+    engine_for: Callable[[str], Engine], clock: FakeClock
+) -> None:
+    engine = engine_for("postgresql")
+    hints: list[CommitHint] = []
+    heard = threading.Semaphore(0)
+
+    def hear(hint: CommitHint) -> None:
+        hints.append(hint)
+        heard.release()
+
+    relay = PostgresEventRelay(engine, hear)
+    relay.start()
+    try:
+        assert relay.listening.wait(10) and heard.acquire(timeout=5)
+        job, event = created(clock)
+        with SqlAlchemyUnitOfWorkFactory(engine)() as work:
+            work.jobs.add(job)
+            work.events.append(event)
+            work.commit()
+        assert heard.acquire(timeout=5)
+    finally:
+        relay.stop()
+    assert hints == [None, frozenset({(event.tenant, event.type)})]
+
+
+def test_a_hint_too_long_to_send_says_nothing(clock: FakeClock) -> None:
+    _, event = created(clock)
+    many = [dataclasses.replace(event, tenant=f"tenant-{n:05d}") for n in range(500)]
+    assert read_hint(commit_hint([event])) == {(event.tenant, event.type)}
+    assert commit_hint(many) == ""
+    assert read_hint("") is None
+    assert read_hint("not json") is None

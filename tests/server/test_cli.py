@@ -86,6 +86,29 @@ def test_create_list_complete_and_watch_the_events(run: object) -> None:
     assert lines[0].startswith("#1 ")
 
 
+def test_claim_heartbeat_and_finish_by_run(run: object) -> None:
+    job_id = str(json_of(run("--json", "jobs", "create", "--name", "n", "--kind", "report"))["id"])
+    assert json_of(run("jobs", "claim", "--kind", "other", "--json")) == {}
+    claimed = run("jobs", "claim", "--kind", "report", "--lease", "60", "--worker-id", "box:1")
+    assert claimed.exit_code == 0, claimed.output
+    assert job_id in claimed.stdout
+    run_id = json_of(run("jobs", "runs", job_id, "--json"))["runs"][0]["id"]  # type: ignore[index]
+
+    beat = run("jobs", "heartbeat", job_id, "--run-id", run_id, "--progress", "40", "--message", "half")
+    assert beat.exit_code == 0, beat.output
+    assert "no" in beat.stdout
+    shown = run("jobs", "get", job_id)
+    assert "40% half" in shown.stdout
+    assert "box:1" in run("jobs", "runs", job_id).stdout
+
+    refused = run("jobs", "complete", job_id)
+    assert refused.exit_code != 0 and "name its run_id" in refused.output
+    assert "cancellation requested" in run("jobs", "cancel", job_id).stdout
+    assert json_of(run("jobs", "heartbeat", job_id, "--run-id", run_id, "--json"))["cancel_requested"] is True
+    ended = run("jobs", "fail", job_id, "--run-id", run_id, "--error", "stopped")
+    assert "CANCELLED" in ended.stdout
+
+
 def test_tasks_commands_and_the_tree(run: object) -> None:
     root = json_of(run("--json", "tasks", "create", "--title", "Release", "--priority", "high"))
     child = json_of(run("--json", "tasks", "create", "--title", "Notes", "--parent", str(root["id"])))

@@ -118,7 +118,7 @@ class TestClaimJobs:
         refused = service.claim_jobs(worker, **options)  # type: ignore[arg-type]
         assert_failed(refused, ErrorCode.INVALID_ARGUMENT)
         assert refused.error is not None
-        assert [v.field for v in refused.error.field_violations][0].startswith(field)
+        assert next(v.field for v in refused.error.field_violations).startswith(field)
         assert service.get_job(worker, job.id).value.status is JobStatus.PENDING
 
 
@@ -138,7 +138,9 @@ class TestHeartbeat:
         assert beat.job.version == claim.job.version  # a bare heartbeat does not change the job
         assert delivered == []
 
-        longer = service.heartbeat_job(worker, claim.job.id, claim.run.id, lease_duration=timedelta(minutes=5))
+        longer = service.heartbeat_job(
+            worker, claim.job.id, claim.run.id, lease_duration=timedelta(minutes=5)
+        )
         assert longer.value.run.lease_expires_at == clock.now() + timedelta(minutes=5)
         runs = service.get_job_history(worker, claim.job.id).value.items
         assert runs[0].lease_expires_at == clock.now() + timedelta(minutes=5)
@@ -306,7 +308,10 @@ class TestReaping:
 
         [reaped] = service.reap_expired_leases()
 
-        assert (reaped.status, reaped.next_run_at) == (JobStatus.SCHEDULED, clock.now() + timedelta(seconds=5))
+        assert (reaped.status, reaped.next_run_at) == (
+            JobStatus.SCHEDULED,
+            clock.now() + timedelta(seconds=5),
+        )
         assert types_of(delivered) == ["job.lease_expired", "job.status_changed"]
         payload = delivered[0].payload
         assert isinstance(payload, types.JobErrorEvent)
@@ -317,7 +322,9 @@ class TestReaping:
 
         late = service.complete_job(worker, claim.job.id, run_id=claim.run.id)
         assert_failed(late, ErrorCode.FAILED_PRECONDITION)
-        assert_failed(service.heartbeat_job(worker, claim.job.id, claim.run.id), ErrorCode.FAILED_PRECONDITION)
+        assert_failed(
+            service.heartbeat_job(worker, claim.job.id, claim.run.id), ErrorCode.FAILED_PRECONDITION
+        )
 
         clock.advance(timedelta(seconds=5))
         service.promote_due_jobs()
