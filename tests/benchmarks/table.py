@@ -74,6 +74,16 @@ def backend_rows(backend: str, database_url: str, folder: Path) -> Iterator[Row]
                 ">= 1.0x",
                 cycles >= worked,
             )
+            claimed = asyncio.run(unary.claim_complete_cycles(address, CYCLES))
+            yield Row(
+                backend,
+                "P8 ClaimJobs+CompleteJob, 8 workers vs procrastinate worker, concurrency 8",
+                claimed,
+                worked,
+                "jobs/s",
+                ">= 1.0x",
+                claimed >= worked,
+            )
         bare_fan = asyncio.run(fanout.bare(bare, paced=False))
         fan = asyncio.run(fanout.jobtask(address, paced=False))
         yield Row(

@@ -67,6 +67,38 @@ async def start_complete_cycles(address: str, jobs: int, workers: int = 8) -> fl
         return jobs / (time.perf_counter() - started)
 
 
+async def claim_complete_cycles(address: str, jobs: int, workers: int = 8) -> float:
+    """ClaimJobs (one job at a time) + CompleteJob with its run id, by ``workers`` concurrent
+    workers over a queue of ``jobs`` pending jobs; jobs/s."""
+    async with harness.channels(address) as opened:
+        stubs = [jobs_pb2_grpc.JobServiceStub(channel) for channel in opened]
+        for n in range(jobs):
+            await stubs[n % len(stubs)].CreateJob(
+                jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name=f"q{n}", kind="claimed")), metadata=IDENTITY
+            )
+        done = 0
+
+        async def worker(w: int) -> None:
+            nonlocal done
+            stub = stubs[w % len(stubs)]
+            request = jobs_pb2.ClaimJobsRequest(kinds=["claimed"], max_jobs=1, worker_id=f"bench-{w}")
+            while True:
+                claimed = (await stub.ClaimJobs(request, metadata=IDENTITY)).jobs
+                if not claimed:
+                    return
+                for claim in claimed:
+                    finish = jobs_pb2.CompleteJobRequest(id=claim.job.id, run_id=claim.run.id)
+                    await stub.CompleteJob(finish, metadata=IDENTITY)
+                    done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(workers)))
+        elapsed = time.perf_counter() - started
+        if done != jobs:
+            raise RuntimeError(f"{done} of {jobs} jobs completed")
+        return jobs / elapsed
+
+
 def raw_postgres_inserts(url: str, connections: int = 8) -> float:
     """INSERT + COMMIT per row on ``connections`` psycopg connections, rows/s."""
     conninfo = harness.libpq(url)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
 
 from tests.e2e.conftest import ServerThread, mint
 
@@ -61,3 +62,45 @@ def test_the_node_client_drives_jobs_tasks_events_and_reads_rich_errors(
     assert missing["code"] == "NOT_FOUND"
     assert missing["result"]["code"] == "ERROR_CODE_NOT_FOUND"
     assert missing["result"]["message"].endswith("not found")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed on this machine")
+def test_the_node_worker_of_the_client_docs_claims_and_completes(
+    server: ServerThread, channel: grpc.Channel
+) -> None:
+    """The worker loop printed in docs/client-authors.md, run as it stands."""
+    if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        pytest.fail("node_modules is missing: `make test` installs it with `npm ci`")
+    assert server.running is not None and NODE is not None
+    docs = (ROOT / "docs" / "client-authors.md").read_text()
+    code = docs.split("<!-- worker.mjs -->\n```js\n", 1)[1].split("```", 1)[0]
+    # Inside node_modules/ so that the script finds @grpc/grpc-js as a file there would.
+    script = ROOT / "node_modules" / ".cache" / "jobtask-docs-worker.mjs"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(code)
+    jobs = jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+    owner = [("authorization", f"Bearer {mint('ann', roles=('member',))}")]
+    created = [
+        jobs.CreateJob(
+            jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name=f"n{n}", kind="node.echo")), metadata=owner
+        ).job
+        for n in range(2)
+    ]
+    env = {
+        **os.environ,
+        "JOBTASK_SERVER": f"127.0.0.1:{server.running.port}",
+        "JOBTASK_TOKEN": mint("node-worker", roles=("worker",)),
+        "JOBTASK_PROTOS": str(ROOT / "protos"),
+        "JOBTASK_KINDS": "node.echo",
+        "JOBTASK_JOBS": "2",
+    }
+    finished = subprocess.run(
+        [NODE, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
+    for job in created:
+        done = jobs.GetJob(jobs_pb2.GetJobRequest(id=job.id), metadata=owner).job
+        assert done.status == jobs_pb2.JOB_STATUS_SUCCEEDED
+        assert done.result.message == f"{job.name} done by node"
+        runs = jobs.ListJobRuns(jobs_pb2.ListJobRunsRequest(job_id=job.id), metadata=owner).runs
+        assert runs[0].worker_id.startswith("node:")
