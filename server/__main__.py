@@ -1,38 +1,22 @@
-"""``python -m server``: ``serve`` the gRPC API or ``migrate`` the database.
-
-The ``jobtask`` command (server/cli) offers the same two commands beside its client ones.
-"""
+"""``python -m server``: the ``jobtask`` command line (server/cli): ``serve`` runs the gRPC API,
+``migrate`` the database schema, the other commands are a client of a running server."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
+
+import click
 
 from modules import db
 from server import app, config, logs
 from server import processes as server_processes
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the chosen command."""
-    parser = argparse.ArgumentParser(prog="jobtask", description="jobs and tasks over gRPC")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (
-        ("serve", "run the gRPC server (migrates the database first)"),
-        ("migrate", "bring the database schema up to date"),
-    ):
-        config.add_arguments(commands.add_parser(name, help=help_text))
-    args = parser.parse_args(argv)
+def serve(settings: config.Settings) -> int:
+    """Run the server (several processes where configured) until SIGTERM; the exit status."""
     try:
-        settings = config.from_arguments(args)
         logs.configure(settings.log_level, settings.log_format)
-        if args.command == "migrate":
-            engine = db.make_engine(settings.database_url)
-            db.migrate(engine)
-            engine.dispose()
-            print(f"migrated {engine.url.render_as_string(hide_password=True)}")
-            return 0
         settings.check()
         processes = settings.process_count()
         if processes > 1:
@@ -44,6 +28,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while draining
         return 130
     return 0
+
+
+def migrate(settings: config.Settings) -> int:
+    """Bring the schema of the configured database up to date."""
+    logs.configure(settings.log_level, settings.log_format)
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    engine.dispose()
+    print(f"migrated {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv``; the exit status."""
+    from server.cli.main import cli
+
+    try:
+        result = cli.main(args=argv, prog_name="jobtask", standalone_mode=False)
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""Server configuration: flags, each with a JOBTASK_* environment variable behind it."""
+"""Server configuration: each setting is declared once, as a field of Settings, and becomes a
+flag of ``jobtask serve`` / ``migrate`` with a JOBTASK_* environment variable behind it."""
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
+import click
 import jwt
 
 from modules.db import Timeouts
@@ -18,39 +20,69 @@ db_defaults = Timeouts()
 
 DEFAULT_DATABASE_URL = "sqlite:///var/jobtask.db"
 DEFAULT_LISTEN = "127.0.0.1:50051"
+AUTH_MODES = tuple(m.value for m in AuthMode)
 
 
 class ConfigError(ValueError):
     """The configuration cannot start a server; the message says what to change."""
 
 
+def setting(default: Any, help_text: str, *, env: str | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """A setting, declared once: its default, its help, its environment variable (derived
+    from its flag unless given) and the values it may take. The flag is the field name
+    with dashes, without a unit suffix (``_s`` seconds, ``_h`` hours)."""
+    return field(default=default, metadata={"help": help_text, "env": env, "choices": choices})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """What the server needs to start."""
+    """What the server needs to start; every field is a flag and an environment variable."""
 
-    listen: str = DEFAULT_LISTEN
-    database_url: str = DEFAULT_DATABASE_URL
-    auth_mode: AuthMode = AuthMode.JWT
-    jwt_secret: str | None = None
-    jwt_public_key_file: str | None = None
-    jwt_algorithms: tuple[str, ...] = ()
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    log_level: str = "INFO"
-    log_format: str = "json"
-    grace_period_s: float = 10.0
-    workers: int = 16
-    db_pool_size: int = 10
-    event_retention_h: float = 168.0
-    heartbeat_s: float = 15.0
-    subscriber_buffer: int = 1000
-    streams_per_actor: int = 100
-    scheduler_interval_s: float = 1.0
-    processes: int = 0
-    db_statement_timeout_s: float = db_defaults.statement_s
-    db_lock_timeout_s: float = db_defaults.lock_s
-    db_idle_in_transaction_timeout_s: float = db_defaults.idle_in_transaction_s
-    db_connect_timeout_s: float = db_defaults.connect_s
+    listen: str = setting(DEFAULT_LISTEN, "address to listen on, host:port")
+    database_url: str = setting(DEFAULT_DATABASE_URL, "sqlite:///path or postgresql+psycopg://user@host/db")
+    auth_mode: AuthMode = setting(
+        AuthMode.JWT,
+        "jwt, or headers (trusted x-actor-* headers; loopback only, or behind mutual TLS)",
+        choices=AUTH_MODES,
+    )
+    jwt_secret: str | None = setting(None, "HS256 secret")
+    jwt_public_key_file: str | None = setting(None, "PEM public key for RS256/ES256/EdDSA tokens")
+    jwt_algorithms: tuple[str, ...] = setting((), "comma-separated accepted algorithms")
+    jwt_audience: str | None = setting(None, "required 'aud' claim")
+    jwt_issuer: str | None = setting(None, "required 'iss' claim")
+    tls_cert_file: str | None = setting(None, "PEM certificate chain: serve TLS (reloaded when it changes)")
+    tls_key_file: str | None = setting(None, "PEM private key of --tls-cert-file")
+    tls_client_ca_file: str | None = setting(None, "PEM CA bundle: require client certificates it signed")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting("json", "json or text", choices=("json", "text"))
+    grace_period_s: float = setting(
+        10.0, "seconds in-flight calls get to finish on SIGTERM", env="JOBTASK_GRACE_PERIOD"
+    )
+    workers: int = setting(16, "threads running database work")
+    db_pool_size: int = setting(10, "database connections per process")
+    event_retention_h: float = setting(
+        168.0, "hours events are kept in the log", env="JOBTASK_EVENT_RETENTION_HOURS"
+    )
+    heartbeat_s: float = setting(15.0, "seconds a silent event stream waits before a heartbeat")
+    subscriber_buffer: int = setting(1000, "events a subscriber may fall behind before its stream is cut")
+    streams_per_actor: int = setting(
+        100, "event streams one actor may hold open at once per process (0: no limit)"
+    )
+    scheduler_interval_s: float = setting(1.0, "seconds between scheduler steps (promotions, reaping)")
+    processes: int = setting(
+        0, "server processes sharing the port (0: one per core on PostgreSQL, one on SQLite)"
+    )
+    db_statement_timeout_s: float = setting(db_defaults.statement_s, "seconds a database statement may run")
+    db_lock_timeout_s: float = setting(
+        db_defaults.lock_s, "seconds a statement may wait for a row another transaction holds"
+    )
+    db_idle_in_transaction_timeout_s: float = setting(
+        db_defaults.idle_in_transaction_s,
+        "seconds the database keeps a transaction whose client went silent (PostgreSQL)",
+    )
+    db_connect_timeout_s: float = setting(
+        db_defaults.connect_s, "seconds to connect to the database; also bounds dead-peer detection"
+    )
 
     def db_timeouts(self) -> Timeouts:
         """The bounds on database waits."""
@@ -174,110 +206,72 @@ def is_loopback(listen: str) -> bool:
         return False
 
 
-ENV = {
-    "listen": "JOBTASK_LISTEN",
-    "database_url": "JOBTASK_DATABASE_URL",
-    "auth_mode": "JOBTASK_AUTH_MODE",
-    "jwt_secret": "JOBTASK_JWT_SECRET",
-    "jwt_public_key_file": "JOBTASK_JWT_PUBLIC_KEY_FILE",
-    "jwt_algorithms": "JOBTASK_JWT_ALGORITHMS",
-    "jwt_audience": "JOBTASK_JWT_AUDIENCE",
-    "jwt_issuer": "JOBTASK_JWT_ISSUER",
-    "log_level": "JOBTASK_LOG_LEVEL",
-    "log_format": "JOBTASK_LOG_FORMAT",
-    "grace_period_s": "JOBTASK_GRACE_PERIOD",
-    "workers": "JOBTASK_WORKERS",
-    "db_pool_size": "JOBTASK_DB_POOL_SIZE",
-    "event_retention_h": "JOBTASK_EVENT_RETENTION_HOURS",
-    "heartbeat_s": "JOBTASK_HEARTBEAT",
-    "subscriber_buffer": "JOBTASK_SUBSCRIBER_BUFFER",
-    "streams_per_actor": "JOBTASK_STREAMS_PER_ACTOR",
-    "scheduler_interval_s": "JOBTASK_SCHEDULER_INTERVAL",
-    "processes": "JOBTASK_PROCESSES",
-    "db_statement_timeout_s": "JOBTASK_DB_STATEMENT_TIMEOUT",
-    "db_lock_timeout_s": "JOBTASK_DB_LOCK_TIMEOUT",
-    "db_idle_in_transaction_timeout_s": "JOBTASK_DB_IDLE_IN_TRANSACTION_TIMEOUT",
-    "db_connect_timeout_s": "JOBTASK_DB_CONNECT_TIMEOUT",
-}
+def flag_of(name: str) -> str:
+    """The command-line flag of setting ``name``."""
+    return "--" + name.replace("_", "-").removesuffix("-s").removesuffix("-h")
 
 
-def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
-    """Add a flag per setting, defaulting to its environment variable."""
-    env = os.environ if environ is None else environ
+def env_of(name: str) -> str:
+    """The environment variable of setting ``name``."""
+    declared: str | None = _FIELDS[name].metadata["env"]
+    return declared or "JOBTASK_" + flag_of(name).removeprefix("--").replace("-", "_").upper()
+
+
+def options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add a click option per setting (flag, environment variable, help) to ``command``;
+    the command receives them as keyword arguments named after the settings."""
     default = Settings()
-
-    def flag(name: str, help_text: str, **extra: object) -> None:
-        variable = ENV[name]
-        parser.add_argument(
-            "--" + name.replace("_", "-").removesuffix("-s").removesuffix("-h"),
-            dest=name,
-            default=env.get(variable, getattr(default, name)),
-            help=f"{help_text} (env {variable})",
-            **extra,  # type: ignore[arg-type]
-        )
-
-    flag("listen", "address to listen on, host:port")
-    flag("database_url", "sqlite:///path or postgresql+psycopg://user@host/db")
-    flag(
-        "auth_mode",
-        "jwt, or headers (trusted x-actor-* headers; loopback only)",
-        choices=[m.value for m in AuthMode],
-    )
-    flag("jwt_secret", "HS256 secret")
-    flag("jwt_public_key_file", "PEM public key for RS256/EdDSA tokens")
-    flag("jwt_algorithms", "comma-separated accepted algorithms")
-    flag("jwt_audience", "required 'aud' claim")
-    flag("jwt_issuer", "required 'iss' claim")
-    flag("log_level", "DEBUG, INFO, WARNING or ERROR")
-    flag("log_format", "json or text", choices=["json", "text"])
-    flag("grace_period_s", "seconds in-flight calls get to finish on SIGTERM")
-    flag("workers", "threads running database work")
-    flag("db_pool_size", "database connections per process")
-    flag("event_retention_h", "hours events are kept in the log")
-    flag("heartbeat_s", "seconds a silent event stream waits before a heartbeat")
-    flag("subscriber_buffer", "events a subscriber may fall behind before its stream is cut")
-    flag("streams_per_actor", "event streams one actor may hold open at once per process (0: no limit)")
-    flag("scheduler_interval_s", "seconds between scheduler steps")
-    flag("processes", "server processes sharing the port (0: one per core on PostgreSQL, one on SQLite)")
-    flag("db_statement_timeout_s", "seconds a database statement may run")
-    flag("db_lock_timeout_s", "seconds a statement may wait for a row another transaction holds")
-    flag(
-        "db_idle_in_transaction_timeout_s",
-        "seconds the database keeps a transaction whose client went silent (PostgreSQL)",
-    )
-    flag("db_connect_timeout_s", "seconds to connect to the database; also bounds dead-peer detection")
+    for name in reversed(list(_FIELDS)):
+        choices = _FIELDS[name].metadata["choices"]
+        value = getattr(default, name)
+        command = click.option(
+            flag_of(name),
+            name,
+            envvar=env_of(name),
+            default=None,
+            type=click.Choice(choices) if choices else None,
+            help=f"{_FIELDS[name].metadata['help']} [env {env_of(name)}"
+            + (f"; default {_shown(value)}]" if _shown(value) else "]"),
+        )(command)
+    return command
 
 
-def from_arguments(args: argparse.Namespace) -> Settings:
-    """Settings from parsed flags; bad values raise ConfigError."""
-    try:
-        algorithms = args.jwt_algorithms
-        if isinstance(algorithms, str):
-            algorithms = tuple(a.strip() for a in algorithms.split(",") if a.strip())
-        return Settings(
-            listen=args.listen,
-            database_url=args.database_url,
-            auth_mode=AuthMode(args.auth_mode),
-            jwt_secret=args.jwt_secret or None,
-            jwt_public_key_file=args.jwt_public_key_file or None,
-            jwt_algorithms=tuple(algorithms),
-            jwt_audience=args.jwt_audience or None,
-            jwt_issuer=args.jwt_issuer or None,
-            log_level=str(args.log_level).upper(),
-            log_format=args.log_format,
-            grace_period_s=float(args.grace_period_s),
-            workers=int(args.workers),
-            db_pool_size=int(args.db_pool_size),
-            event_retention_h=float(args.event_retention_h),
-            heartbeat_s=float(args.heartbeat_s),
-            subscriber_buffer=int(args.subscriber_buffer),
-            streams_per_actor=int(args.streams_per_actor),
-            scheduler_interval_s=float(args.scheduler_interval_s),
-            processes=int(args.processes),
-            db_statement_timeout_s=float(args.db_statement_timeout_s),
-            db_lock_timeout_s=float(args.db_lock_timeout_s),
-            db_idle_in_transaction_timeout_s=float(args.db_idle_in_transaction_timeout_s),
-            db_connect_timeout_s=float(args.db_connect_timeout_s),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid setting: {exc}") from exc
+def from_values(values: Mapping[str, Any]) -> Settings:
+    """Settings from option values (text from a flag or the environment; None: the default);
+    a value of the wrong shape raises ConfigError naming the flag."""
+    chosen: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in _FIELDS or raw is None:
+            continue
+        kind = _HINTS[name]
+        try:
+            chosen[name] = _convert(kind, raw)
+        except ValueError as exc:
+            raise ConfigError(f"{flag_of(name)}: {raw!r} is not a valid value ({exc})") from None
+    if "log_level" in chosen:
+        chosen["log_level"] = str(chosen["log_level"]).upper()
+    return Settings(**chosen)
+
+
+def _convert(kind: Any, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    if kind in (int, float):
+        return kind(raw)
+    if kind == tuple[str, ...]:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if kind is AuthMode:
+        return AuthMode(raw)
+    if kind == str | None:
+        return raw or None
+    return raw
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == ():
+        return ""
+    return str(value.value if isinstance(value, AuthMode) else value)
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+_HINTS = get_type_hints(Settings)

@@ -14,6 +14,7 @@ import click
 import grpc
 import jwt
 
+from server import config
 from server.cli.output import api_failure
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -110,25 +111,33 @@ def cli(
     ctx.call_on_close(lambda: ctx.obj._channel.close() if ctx.obj._channel else None)
 
 
-PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
-
-
-@cli.command(context_settings=PASS_THROUGH)
+@cli.command()
+@config.options
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the gRPC server (flags: 'jobtask serve --help')."""
-    from server.__main__ import main
+def serve(ctx: click.Context, /, **values: Any) -> None:
+    """Run the gRPC server (migrating the database first) until SIGTERM."""
+    from server.__main__ import serve as run
 
-    ctx.exit(main(["serve", *ctx.args]))
+    ctx.exit(_with_settings(values, run))
 
 
-@cli.command(context_settings=PASS_THROUGH)
+@cli.command()
+@config.options
 @click.pass_context
-def migrate(ctx: click.Context) -> None:
-    """Bring the database schema up to date (flags: 'jobtask migrate --help')."""
-    from server.__main__ import main
+def migrate(ctx: click.Context, /, **values: Any) -> None:
+    """Bring the database schema up to date."""
+    from server.__main__ import migrate as run
 
-    ctx.exit(main(["migrate", *ctx.args]))
+    ctx.exit(_with_settings(values, run))
+
+
+def _with_settings(values: dict[str, Any], run: Callable[[config.Settings], int]) -> int:
+    try:
+        settings = config.from_values(values)
+    except config.ConfigError as exc:
+        click.echo(f"jobtask: {exc}", err=True)
+        return 2
+    return run(settings)
 
 
 @cli.group()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from server.cli import cli, events, jobs, tasks, worker
 
+__all__ = ["cli", "main"]
+
 for group in (jobs.jobs, tasks.tasks, events.events, worker.worker):
     cli.add_command(group)
 
