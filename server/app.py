@@ -33,7 +33,7 @@ from core.services.unit_of_work import UnitOfWorkFactory
 from core.services.visibility import can_see
 from modules import db, locks
 from modules.event_store.relay import CommitHint, PostgresEventRelay
-from server import auth
+from server import auth, tls
 from server.config import Settings
 from server.guard import CallGuard
 from server.health import follow_database
@@ -136,6 +136,7 @@ class RunningServer:
     health: Any
     feed: EventFeed
     runnable: RunnableJobs
+    certificates: tls.CertificateFiles | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     relay: PostgresEventRelay | None = None
 
@@ -269,7 +270,8 @@ async def start_server(
         server,
     )
     address = listen or app.settings.listen
-    port = server.add_insecure_port(address)
+    certificates = app.settings.certificate_files()
+    port = tls.bind(server, address, certificates)
     if port == 0:
         raise OSError(f"could not listen on {address}")
     await server.start()
@@ -289,6 +291,7 @@ async def start_server(
     return RunningServer(
         server=server,
         port=port,
+        certificates=certificates,
         health=health_servicer,
         feed=feed,
         runnable=runnable,
@@ -301,10 +304,14 @@ def announce(settings: Settings, port: int, processes: str = "one process") -> N
     """Log where the server listens; in header mode also tell a person how to call it."""
     host = settings.listen.rsplit(":", 1)[0]
     database = make_url(settings.database_url).render_as_string(hide_password=True)
+    transport = "plaintext"
+    if settings.tls_cert_file:
+        transport = "mutual TLS" if settings.tls_client_ca_file else "TLS"
     log.info(
-        "jobtask listening on %s:%d (%s, database %s, %s authentication)",
+        "jobtask listening on %s:%d (%s, %s, database %s, %s authentication)",
         host,
         port,
+        transport,
         processes,
         database,
         settings.auth_mode,
@@ -329,6 +336,8 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announced: bool
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
+        if running.certificates is not None:
+            loop.add_signal_handler(signal.SIGHUP, running.certificates.reload)
         await stopping.wait()
         log.info("draining: in-flight calls have %.0fs", settings.grace_period_s)
         await running.stop(settings.grace_period_s)

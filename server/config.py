@@ -14,6 +14,7 @@ import click
 import jwt
 
 from modules.db import Timeouts
+from server import tls
 from server.auth import AuthMode, JwtSettings
 
 db_defaults = Timeouts()
@@ -129,18 +130,34 @@ class Settings:
             )
         return None
 
+    def certificate_files(self) -> tls.CertificateFiles | None:
+        """The TLS files to serve with, checked; None without TLS."""
+        if self.tls_cert_file is None and self.tls_key_file is None:
+            if self.tls_client_ca_file is not None:
+                raise ConfigError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+            return None
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            raise ConfigError("TLS needs both --tls-cert-file and --tls-key-file")
+        try:
+            return tls.CertificateFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+        except tls.TlsError as exc:
+            raise ConfigError(str(exc)) from None
+
     def check(self) -> None:
-        """Refuse what must not start: no JWT key in JWT mode, header identity off loopback."""
+        """Refuse what must not start: no JWT key in JWT mode, header identity off loopback
+        (unless every client proves itself with a certificate), TLS files that cannot serve."""
         if self.auth_mode is AuthMode.JWT and self.jwt_settings() is None:
             raise ConfigError(
                 "JWT authentication needs JOBTASK_JWT_SECRET (HS256) or JOBTASK_JWT_PUBLIC_KEY_FILE "
                 "(RS256/EdDSA); for a local trial use --auth-mode headers on 127.0.0.1"
             )
-        if self.auth_mode is not AuthMode.JWT and not is_loopback(self.listen):
+        certificates = self.certificate_files()
+        mutual_tls = certificates is not None and certificates.mutual
+        if self.auth_mode is not AuthMode.JWT and not is_loopback(self.listen) and not mutual_tls:
             raise ConfigError(
                 f"refusing to listen on {self.listen} with {self.auth_mode} authentication: beyond loopback "
-                "anyone could claim any identity. Configure JWT (JOBTASK_AUTH_MODE=jwt and a key) or listen "
-                "on 127.0.0.1"
+                "anyone could claim any identity. Configure JWT (JOBTASK_AUTH_MODE=jwt and a key), mutual "
+                "TLS (--tls-client-ca-file), or listen on 127.0.0.1"
             )
         if any(a.lower() == "none" for a in self.jwt_algorithms):
             raise ConfigError("the JWT algorithm 'none' is never accepted")

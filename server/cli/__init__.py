@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -33,13 +34,36 @@ class Client:
     roles: str | None
     json_output: bool
     timeout: float
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
     _channel: grpc.Channel | None = field(default=None, repr=False)
 
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.server)
+            if self.ca_file or self.cert_file:
+                self._channel = grpc.secure_channel(self.server, self._credentials())
+            else:
+                self._channel = grpc.insecure_channel(self.server)
         return self._channel
+
+    def _credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+
+        if bool(self.cert_file) != bool(self.key_file):
+            raise click.UsageError("a client certificate needs both --cert-file and --key-file")
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_file),
+            private_key=read(self.key_file),
+            certificate_chain=read(self.cert_file),
+        )
 
     def metadata(self) -> list[tuple[str, str]]:
         """The identity sent with each call: a bearer token, else identity headers."""
@@ -94,6 +118,9 @@ def json_option(function: Callable[P, R]) -> Callable[P, R]:
 @click.option("--roles", envvar="JOBTASK_ROLES", default="", help="comma-separated roles, header mode")
 @click.option("--json", "json_output", is_flag=True, help="print JSON instead of tables")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds per call")
+@click.option("--ca-file", envvar="JOBTASK_CA_FILE", help="PEM CA to trust: talk TLS to the server")
+@click.option("--cert-file", envvar="JOBTASK_CERT_FILE", help="PEM client certificate, for mutual TLS")
+@click.option("--key-file", envvar="JOBTASK_KEY_FILE", help="PEM key of --cert-file")
 @click.version_option(package_name="jobtask")
 @click.pass_context
 def cli(
@@ -105,9 +132,12 @@ def cli(
     roles: str,
     json_output: bool,
     timeout: float,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
 ) -> None:
     """Jobs and tasks over gRPC: run the server, or talk to one."""
-    ctx.obj = Client(server, token, actor, tenant, roles, json_output, timeout)
+    ctx.obj = Client(server, token, actor, tenant, roles, json_output, timeout, ca_file, cert_file, key_file)
     ctx.call_on_close(lambda: ctx.obj._channel.close() if ctx.obj._channel else None)
 
 
