@@ -8,7 +8,7 @@ import contextvars
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from types import ModuleType
 from typing import Any, Final
@@ -140,7 +140,8 @@ class CallGuard:
         return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
     def stream_handlers(self, servicer: object, service: ServiceDescriptor) -> object:
-        """An object with an async generator per RPC of ``service``, behind the guard."""
+        """An object with a coroutine per RPC of ``service`` (each writes its responses with
+        ``context.write``), behind the guard."""
         adapter = type(f"Guarded{type(servicer).__name__}", (), {})()
         for rpc in service.methods:
             method = f"/{service.full_name}/{rpc.name}"
@@ -233,12 +234,11 @@ class CallGuard:
         return guarded
 
     def _stream(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             correlation = None
             try:
                 correlation = self.admit(method, context.invocation_metadata())
-                async for response in inner(request, context):
-                    yield response
+                await inner(request, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
