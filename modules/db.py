@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from core.common import context
 from core.messaging.events import Event
-from core.services.unit_of_work import BaseUnitOfWork, Publisher
+from core.services.unit_of_work import BaseUnitOfWork, Notice, Publisher
 from modules import errors
 from modules.transaction import Transaction
 
@@ -171,10 +171,12 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         publish: Publisher | None = None,
         read_only: bool = False,
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+        notice: Notice | None = None,
     ) -> None:
         super().__init__(publish=publish, read_only=read_only)
         self._engine = engine
         self._statement_timeout_s = statement_timeout_s
+        self._notice = notice
         self._connection: Connection | None = None
         self._transaction: Transaction | None = None
         self._store: SqlAlchemyEventStore | None = None
@@ -211,7 +213,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         )
         self.jobs = SqlAlchemyJobRepository(self._transaction)
         self.tasks = SqlAlchemyTaskRepository(self._transaction)
-        self._store = self.log = SqlAlchemyEventStore(self._transaction)
+        self._store = self.log = SqlAlchemyEventStore(self._transaction, notice=self._notice)
         self.positions = SqlAlchemyPositionStore(self._transaction)
         self.leases = SqlAlchemyLeaseStore(self._transaction)
 
@@ -246,11 +248,17 @@ class SqlAlchemyUnitOfWorkFactory:
     """Opens SqlAlchemyUnitOfWorks on one engine, delivering committed events to ``publish``."""
 
     def __init__(
-        self, engine: Engine, *, publish: Publisher | None = None, timeouts: Timeouts | None = None
+        self,
+        engine: Engine,
+        *,
+        publish: Publisher | None = None,
+        timeouts: Timeouts | None = None,
+        notice: Notice | None = None,
     ) -> None:
         self.engine = engine
         self._publish = publish
         self._statement_timeout_s = (timeouts or Timeouts()).statement_s
+        self._notice = notice
 
     def __call__(self, *, read_only: bool = False) -> SqlAlchemyUnitOfWork:
         """A new unit of work."""
@@ -259,6 +267,7 @@ class SqlAlchemyUnitOfWorkFactory:
             publish=self._publish,
             read_only=read_only,
             statement_timeout_s=self._statement_timeout_s,
+            notice=self._notice,
         )
 
 

@@ -25,6 +25,7 @@ from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed
 from core.messaging.reactions import Reactor
+from core.services.jobs import runnable as runnable_jobs
 from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.scheduler import Scheduler
 from core.services.jobs.service import JobService
@@ -32,7 +33,7 @@ from core.services.tasks.service import TaskService
 from core.services.unit_of_work import UnitOfWorkFactory
 from core.services.visibility import can_see
 from modules import db, locks
-from modules.event_store.relay import CommitHint, PostgresEventRelay
+from modules.event_store.relay import Notice, PostgresEventRelay
 from server import auth, tls
 from server.config import Settings
 from server.guard import CallGuard
@@ -111,7 +112,9 @@ def build_application(settings: Settings) -> Application:
     engine = db.make_engine(settings.database_url, pool_size=settings.db_pool_size, timeouts=timeouts)
     db.migrate(engine)
     bus = MessageBus()
-    uow = db.SqlAlchemyUnitOfWorkFactory(engine, publish=bus.publish, timeouts=timeouts)
+    uow = db.SqlAlchemyUnitOfWorkFactory(
+        engine, publish=bus.publish, timeouts=timeouts, notice=runnable_jobs.notice
+    )
     jobs, tasks = JobService(uow=uow), TaskService(uow=uow)
     return Application(
         settings=settings,
@@ -256,10 +259,10 @@ async def start_server(
     relay = None
     if app.engine.dialect.name == "postgresql":
 
-        def committed_elsewhere(hint: CommitHint) -> None:
+        def committed_elsewhere(notice: Notice) -> None:
             feed.wake()
             reactions_due()
-            runnable.on_hint(hint)
+            runnable.on_notice(notice)
 
         relay = PostgresEventRelay(app.engine, committed_elsewhere)
         relay.start()

@@ -27,6 +27,8 @@ import grpc
 from google.protobuf import duration_pb2, json_format
 from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
 
+from core.services.jobs.types import PROGRESS_MESSAGE_MAX
+
 log = logging.getLogger(__name__)
 
 # How many characters of an error (a traceback, a command's stderr) a failure carries.
@@ -85,7 +87,14 @@ class JobContext:
             callback()
 
     def progress(self, percent: float | None = None, message: str | None = None) -> None:
-        """Report progress; it travels with the next heartbeat."""
+        """Report progress (``percent`` from 0 to 100); it travels with the next heartbeat.
+        ValueError for a value the server would refuse (the heartbeat carries the lease)."""
+        if percent is not None:
+            percent = float(percent)
+            if not 0.0 <= percent <= 100.0:
+                raise ValueError(f"progress must be a percentage between 0 and 100, not {percent}")
+        if message is not None:
+            message = _clean(str(message))[:PROGRESS_MESSAGE_MAX]
         with self._lock:
             self._progress = (percent, message)
 
@@ -146,7 +155,8 @@ class Worker:
         self._slots = threading.Semaphore(concurrency)
         self._running: set[threading.Thread] = set()
         self._pending_claim: grpc.Future[Any] | None = None
-        self._lock = threading.Lock()
+        # Reentrant: stop() runs in the SIGTERM handler, on a thread that may hold it.
+        self._lock = threading.RLock()
         self.completed = 0
         self.failed = 0
 
@@ -259,12 +269,13 @@ class Worker:
 
     def _run_job(self, context: JobContext) -> None:
         try:
+            # The lease is kept until the outcome is reported, retries included.
             with self._heartbeating(context):
                 outcome = self._outcome(context)
-            if context._lost.is_set():
-                log.warning("job %s: the lease was lost; its outcome is dropped", context.id)
-                return
-            self._finish(context, outcome)
+                if context._lost.is_set():
+                    log.warning("job %s: the lease was lost; its outcome is dropped", context.id)
+                    return
+                self._finish(context, outcome)
         finally:
             with self._lock:
                 self._running.discard(threading.current_thread())
@@ -273,7 +284,7 @@ class Worker:
     def _outcome(self, context: JobContext) -> tuple[str, Any]:
         handler = self._handlers[context.job.kind]
         try:
-            return "ok", handler(context)
+            return "ok", _result_of(handler(context))
         except PermanentFailure as error:
             return "permanent", str(error) or type(error).__name__
         except JobFailed as error:
@@ -286,28 +297,54 @@ class Worker:
         if context.cancelled:
             how, value = "error", "stopped: cancellation was requested"
         if how == "ok":
-            data, message = _result_of(value)
-            result = jobs_pb2.JobResult(message=message)
-            result.data.update(data)
-            request: Any = jobs_pb2.CompleteJobRequest(id=context.id, run_id=context.run_id, result=result)
-            call = self._stub.CompleteJob
-        else:
-            request = jobs_pb2.FailJobRequest(
-                id=context.id, run_id=context.run_id, error=value, permanent=how == "permanent"
-            )
-            call = self._stub.FailJob
+            data, message = value
+            try:
+                result = jobs_pb2.JobResult(message=message)
+                result.data.update(data)
+            except (ValueError, TypeError) as error:
+                how, value = "error", f"the handler's result cannot be sent: {error}"
+            else:
+                completed = jobs_pb2.CompleteJobRequest(id=context.id, run_id=context.run_id, result=result)
+                refusal = self._report(context, self._stub.CompleteJob, completed)
+                if refusal is None:
+                    self._count(completed=True)
+                    return
+                if refusal.code() is not grpc.StatusCode.INVALID_ARGUMENT:
+                    return
+                how, value = "error", f"the server refused the handler's result: {refusal.details()}"
+        failed = jobs_pb2.FailJobRequest(
+            id=context.id,
+            run_id=context.run_id,
+            error=_clean(str(value))[-ERROR_TAIL:] or "failed",
+            permanent=how == "permanent",
+        )
+        if self._report(context, self._stub.FailJob, failed) is None:
+            self._count(completed=False)
+
+    def _report(self, context: JobContext, call: Any, request: Any) -> grpc.RpcError | None:
+        """Send a finishing call, retrying transient failures; the refusal, if any."""
         for attempt in range(FINISH_ATTEMPTS):
             try:
                 call(request, metadata=self._metadata, timeout=self._call_timeout)
+                return None
             except grpc.RpcError as error:
-                if error.code() in RETRYABLE and attempt + 1 < FINISH_ATTEMPTS:
+                code = error.code()
+                if code in RETRYABLE and attempt + 1 < FINISH_ATTEMPTS:
                     time.sleep(1.0)
                     continue
-                log.error("job %s: reporting its end failed: %s", context.id, _describe(error))
-                return
-            break
+                if code is grpc.StatusCode.FAILED_PRECONDITION and attempt > 0:
+                    # An earlier attempt may have landed before its answer was lost.
+                    log.warning(
+                        "job %s: no longer held by run %s: %s", context.id, context.run_id, _describe(error)
+                    )
+                else:
+                    log.error("job %s: reporting its end failed: %s", context.id, _describe(error))
+                return error
+        return None  # pragma: no cover - the loop always returns
+
+    def _count(self, *, completed: bool) -> None:
         with self._lock:
-            if how == "ok":
+            if completed:
                 self.completed += 1
             else:
                 self.failed += 1
@@ -327,6 +364,9 @@ class Worker:
                     return
                 except grpc.RpcError as error:
                     log.warning("job %s: heartbeat failed: %s", context.id, _describe(error))
+                except Exception:
+                    # Whatever goes wrong, the beat goes on: a stopped heartbeat loses the job.
+                    log.exception("job %s: heartbeat failed", context.id)
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{context.id}", daemon=True)
         thread.start()
@@ -356,15 +396,24 @@ class Worker:
 
 
 def _result_of(value: Any) -> tuple[dict[str, Any], str]:
-    """(data, message) of what a handler returned."""
+    """(data, message) of what a handler returned: None, a mapping (the data), a (data,
+    message) pair, or anything else (the message). TypeError for a pair whose data is not
+    a mapping."""
     if value is None:
         return {}, ""
     if isinstance(value, tuple) and len(value) == 2:
         data, message = value
-        return dict(data or {}), str(message)
+        if data is not None and not isinstance(data, Mapping):
+            raise TypeError(f"a handler's (data, message) needs a mapping as data, not {type(data).__name__}")
+        return dict(data or {}), _clean(str(message))[-ERROR_TAIL:]
     if isinstance(value, Mapping):
         return dict(value), ""
-    return {}, str(value)
+    return {}, _clean(str(value))[-ERROR_TAIL:]
+
+
+def _clean(text: str) -> str:
+    """``text`` without the NUL characters no request field may carry."""
+    return text.replace("\x00", "")
 
 
 def _duration(value: timedelta) -> duration_pb2.Duration:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[Sequence[Event]], None]
+# What a commit tells the other processes besides "events committed" (the payload of
+# PostgreSQL's NOTIFY): a short text computed from the commit's events.
+Notice = Callable[[Sequence[Event]], str]
 
 
 class LeaseStore(Protocol):

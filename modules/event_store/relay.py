@@ -1,8 +1,8 @@
 """PostgresEventRelay: LISTEN for the NOTIFY every event-writing transaction sends on commit.
 
-A notification is only a hint to read the log: its payload (which tenants and event types
-committed) only narrows who wakes up, and a lost one costs at most a poll interval,
-because readers also poll the log.
+A notification is only a hint to read the log, and a lost one costs at most a poll
+interval, because readers also poll the log. Its payload is the commit's notice (see
+``core.services.unit_of_work.Notice``), passed on as it came.
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ from sqlalchemy import Engine
 
 from core.common.errors import StorageUnavailableError
 from core.common.failures import FailureLog
-from modules.event_store.repository import CHANNEL, read_hint
+from modules.event_store.repository import CHANNEL
 
 log = logging.getLogger(__name__)
 
-# (tenant, event type) pairs that committed; None when unknown (anything may have).
-CommitHint = frozenset[tuple[str, str]] | None
+# A commit's notice; None after (re)connecting, when anything may have happened unheard.
+Notice = str | None
 
 
 class PostgresEventRelay:
-    """Calls ``on_commit`` (from its own thread) whenever any replica commits events, with
-    what the commit's hint says it held."""
+    """Calls ``on_commit`` (from its own thread) with the notice of every commit of events
+    in any replica."""
 
     def __init__(
-        self, engine: Engine, on_commit: Callable[[CommitHint], None], *, reconnect_delay: float = 1.0
+        self, engine: Engine, on_commit: Callable[[Notice], None], *, reconnect_delay: float = 1.0
     ) -> None:
         url = engine.url.set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
@@ -60,7 +60,7 @@ class PostgresEventRelay:
                     self._on_commit(None)
                     while not self._stopping.is_set():
                         for notice in connection.notifies(timeout=0.5):
-                            self._on_commit(read_hint(notice.payload))
+                            self._on_commit(notice.payload)
             except psycopg.Error as error:
                 self.listening.clear()
                 failures.failed(StorageUnavailableError(str(error).strip() or type(error).__name__))

@@ -23,6 +23,7 @@ import core.services.tasks.types  # noqa: F401
 from core.common.errors import StaleVersionError
 from core.messaging import events
 from core.messaging.events import Event
+from core.services.unit_of_work import Notice
 from modules import errors
 from modules.event_store.models import EventCounterRow, EventRow, LeaderLeaseRow, SubscriberPositionRow
 from modules.transaction import Transaction, driver_errors, insert_sql
@@ -37,8 +38,16 @@ leases = cast("Table", LeaderLeaseRow.__table__)
 class SqlAlchemyEventStore:
     """Stores events inside the current transaction; reads committed ones by sequence."""
 
-    def __init__(self, transaction: Transaction) -> None:
+    def __init__(self, transaction: Transaction, *, notice: Notice | None = None) -> None:
         self._tx = transaction
+        self._notice = notice
+
+    def _notice_of(self, events_: Sequence[Event]) -> str:
+        """The NOTIFY payload of a commit of ``events_`` (empty unless a notice is set)."""
+        if self._notice is None:
+            return ""
+        text = self._notice(events_)
+        return text if len(text.encode()) <= NOTICE_MAX_BYTES else ""
 
     def store(self, events_: Sequence[Event]) -> list[Event]:
         """Take the next sequences (locking the counter row until commit) and insert."""
@@ -52,7 +61,7 @@ class SqlAlchemyEventStore:
             if self._tx.dialect == "postgresql":
                 # NOTIFY in the same statement, to spend no extra round trip under the lock;
                 # it is delivered to listeners when (and only if) this transaction commits.
-                taken = taken.returning(func.pg_notify(CHANNEL, commit_hint(events_)))
+                taken = taken.returning(func.pg_notify(CHANNEL, self._notice_of(events_)))
             last = self._tx.write(taken).scalar_one()
             first = last - len(events_) + 1
             stored = [event.with_sequence(first + offset) for offset, event in enumerate(events_)]
@@ -78,7 +87,7 @@ class SqlAlchemyEventStore:
             parameters.update(bound)
         if events_:
             body.append(_STORE_SQL)
-            parameters.update(_store_params(events_))
+            parameters.update(_store_params(events_), notice=self._notice_of(events_))
         if not body and not self._tx.begun:
             return []  # nothing was written: there is no transaction to commit
         statements = [*(self._tx.opening_sql() if body else []), *body, "COMMIT"]
@@ -194,28 +203,12 @@ WITH taken AS (
     )
     RETURNING 1
 )
-SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', %(hint)s) FROM taken
+SELECT last_sequence, (SELECT count(*) FROM inserted), pg_notify('{CHANNEL}', %(notice)s) FROM taken
 """
 
-# PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
-HINT_MAX_BYTES = 7_000
-
-
-def commit_hint(events_: Sequence[Event]) -> str:
-    """The NOTIFY payload of a commit: the (tenant, event type) pairs it stored, as JSON, so
-    a listener can tell whether it may concern it; empty (anything) when that is too long."""
-    pairs = sorted({(event.tenant, event.type) for event in events_})
-    hint = json.dumps(pairs, separators=(",", ":"))
-    return hint if len(hint.encode()) <= HINT_MAX_BYTES else ""
-
-
-def read_hint(payload: str) -> frozenset[tuple[str, str]] | None:
-    """The (tenant, event type) pairs of a commit hint; None when it does not say."""
-    try:
-        pairs = json.loads(payload)
-        return frozenset((str(tenant), str(type_)) for tenant, type_ in pairs)
-    except (ValueError, TypeError):
-        return None
+# PostgreSQL refuses a NOTIFY payload of 8000 bytes or more; a longer notice is dropped
+# (an empty one: listeners then assume anything may have happened).
+NOTICE_MAX_BYTES = 7_000
 
 
 def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
@@ -237,7 +230,6 @@ def _store_params(events_: Sequence[Event]) -> dict[str, Any]:
     return {
         "n": len(events_),
         "events": json.dumps(rows, separators=(",", ":")),
-        "hint": commit_hint(events_),
     }
 
 

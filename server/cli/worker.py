@@ -48,6 +48,10 @@ class CommandHandler:
             stderr=subprocess.PIPE,
             env=env,
             text=True,
+            errors="replace",
+            # Its own process group: a Ctrl-C or a service manager's signal to the worker's
+            # group does not reach the command; the worker lets it finish.
+            start_new_session=True,
         )
         job.on_cancel(lambda: self._terminate(process))
         stdout, stderr = process.communicate(payload)
@@ -57,7 +61,7 @@ class CommandHandler:
                 if process.returncode < 0
                 else f"exit status {process.returncode}"
             )
-            tail = stderr.strip()[-ERROR_TAIL:]
+            tail = stderr.replace("\x00", "").strip()[-ERROR_TAIL:]
             raise JobFailed(f"{status}: {tail}" if tail else status)
         return _result(stdout)
 
@@ -76,7 +80,7 @@ class CommandHandler:
 
 
 def _result(stdout: str) -> tuple[dict[str, Any], str]:
-    text = stdout.strip()
+    text = stdout.replace("\x00", "").strip()
     try:
         parsed = json.loads(text) if text else None
     except json.JSONDecodeError:

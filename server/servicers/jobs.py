@@ -45,10 +45,30 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
         self._runnable = runnable or RunnableJobs()
         self._executor = executor
 
-    async def _blocking(self, function: Callable[[], T]) -> T:
-        """Run ``function`` (database work) on the worker threads, in this call's context."""
+    def _in_thread(self, function: Callable[[], T]) -> asyncio.Future[T]:
+        """``function`` (database work) running on the worker threads, in this call's context."""
         call = contextvars.copy_context().run
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call, function)
+        return asyncio.get_running_loop().run_in_executor(self._executor, call, function)
+
+    async def _claim(
+        self, actor: Actor, claim: Callable[[], OperationResult[list[Claim]]], context: Any
+    ) -> OperationResult[list[Claim]]:
+        """One claim; when the call is cancelled meanwhile, the jobs it took go back."""
+        running = self._in_thread(claim)
+
+        def give_back(done: asyncio.Future[OperationResult[list[Claim]]]) -> None:
+            if not done.cancelled() and done.exception() is None and done.result().ok and done.result().value:
+                self._in_thread(lambda: self._jobs.release_claims(actor, done.result().value))
+
+        try:
+            claimed = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            running.add_done_callback(give_back)
+            raise
+        if claimed.ok and claimed.value and context.cancelled():
+            give_back(running)
+            return OperationResult.success([])
+        return claimed
 
     def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Any) -> jobs_pb2.CreateJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.CreateJobResponse]:
@@ -193,7 +213,9 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             wait = convert.optional_duration(request, "wait")
             if wait is not None and not 0 <= wait.total_seconds() <= types.MAX_CLAIM_WAIT.total_seconds():
                 raise InvalidRequest("wait", f"must be between 0 and {types.MAX_CLAIM_WAIT.seconds}s")
-            lease = convert.optional_duration(request, "lease_duration") or types.DEFAULT_LEASE
+            lease = convert.optional_duration(request, "lease_duration")
+            if lease is None:
+                lease = types.DEFAULT_LEASE
 
             def claim() -> OperationResult[list[Claim]]:
                 return self._jobs.claim_jobs(
@@ -213,7 +235,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             until = loop.time() + budget
             with self._runnable.watch(actor.tenant) as waiter:
                 while True:
-                    claimed = await self._blocking(claim)
+                    claimed = await self._claim(actor, claim, context)
                     left = until - loop.time()
                     if not claimed.ok or claimed.value or left <= 0 or self._runnable.closed:
                         break

@@ -8,7 +8,7 @@ import uuid
 from core.common.actor import Actor
 from core.common.clock import SystemClock
 from core.messaging.events import Event, new_event
-from core.services.jobs.runnable import RunnableJobs
+from core.services.jobs.runnable import RunnableJobs, notice
 from core.services.jobs.types import JobEvent, JobEventType, JobStatus, JobStatusEvent
 
 
@@ -40,7 +40,7 @@ def woken_by(*deliveries: object) -> tuple[bool, bool]:
                 if isinstance(delivery, Event):
                     runnable.on_event(delivery)
                 else:
-                    runnable.on_hint(delivery)  # type: ignore[arg-type]
+                    runnable.on_notice(delivery)  # type: ignore[arg-type]
             return await acme.wait(0.05), await globex.wait(0.05)
 
     return asyncio.run(scenario())
@@ -58,10 +58,23 @@ def test_changes_that_make_nothing_runnable_wake_nobody() -> None:
     )
 
 
-def test_hints_from_other_replicas_wake_by_tenant_and_type_or_everyone_when_unknown() -> None:
-    assert woken_by(frozenset({("acme", "job.created"), ("globex", "task.created")})) == (True, False)
-    assert woken_by(frozenset({("globex", "job.status_changed")})) == (False, True)
-    assert woken_by(None) == (True, True)
+def test_a_commits_notice_names_the_tenants_where_jobs_became_runnable() -> None:
+    events = [
+        job_event("acme", JobStatus.PENDING),
+        moved("globex", JobStatus.RUNNING),
+        moved("initech", JobStatus.PENDING),
+        job_event("acme", JobStatus.SCHEDULED),
+    ]
+    assert notice(events) == '["acme","initech"]'
+    assert notice([moved("acme", JobStatus.SUCCEEDED)]) == ""
+
+
+def test_notices_from_any_process_wake_by_tenant_or_everyone_when_unknown() -> None:
+    assert woken_by(notice([job_event("acme", JobStatus.PENDING)])) == (True, False)
+    assert woken_by('["globex"]') == (False, True)
+    assert woken_by("") == (False, False)  # a commit that made nothing runnable
+    assert woken_by(None) == (True, True)  # after a reconnect: anything may have happened
+    assert woken_by("not json") == (True, True)
 
 
 def test_closing_wakes_every_waiter_and_says_so() -> None:

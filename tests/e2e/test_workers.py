@@ -342,3 +342,53 @@ def test_a_claim_waiting_on_one_replica_is_woken_by_a_job_created_on_another(
     assert [c.job.id for c in claimed.jobs] == [job.id]
     print(f"woken across replicas after {waited * 1000:.1f} ms")
     assert waited < 2.0  # by the commit's NOTIFY: the fallback poll is a minute away
+
+
+def test_a_result_the_server_refuses_fails_the_job_instead_of_stranding_it(channel: grpc.Channel) -> None:
+    job = create(channel)
+    worker = Worker(channel, metadata=worker_auth("w"), poll_wait=timedelta(seconds=1))
+    worker.handler("report.build")(lambda context: {"blob": "x" * 2_000_000})
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: get(channel, job.id).status == jobs_pb2.JOB_STATUS_FAILED, timeout=30)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert "refused the handler's result" in get(channel, job.id).last_error
+    assert (worker.completed, worker.failed) == (0, 1)
+
+
+def test_a_claim_cancelled_by_its_caller_gives_its_job_back(
+    channel: grpc.Channel, running: ServerThread
+) -> None:
+    assert running.running is not None and running.app is not None
+    jobs = stub(channel)
+    job = create(channel)
+    original = running.app.jobs.claim_jobs
+    entered, leave = threading.Event(), threading.Event()
+
+    def slow_claim(*args: object, **kwargs: object) -> object:
+        entered.set()
+        leave.wait(10)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    running.app.jobs.claim_jobs = slow_claim  # type: ignore[method-assign]
+    try:
+        pending = jobs.ClaimJobs.future(jobs_pb2.ClaimJobsRequest(), metadata=worker_auth("w"), timeout=15)
+        assert entered.wait(10)
+        pending.cancel()
+        time.sleep(0.2)
+        leave.set()
+        wait_for(
+            lambda: (
+                len(jobs.ListJobRuns(jobs_pb2.ListJobRunsRequest(job_id=job.id), metadata=OPERATOR).runs) == 1
+            )
+        )
+    finally:
+        leave.set()
+        running.app.jobs.claim_jobs = original  # type: ignore[method-assign]
+    wait_for(lambda: get(channel, job.id).status == jobs_pb2.JOB_STATUS_PENDING)
+    [run] = jobs.ListJobRuns(jobs_pb2.ListJobRunsRequest(job_id=job.id), metadata=OPERATOR).runs
+    assert run.status == jobs_pb2.JOB_RUN_STATUS_CANCELLED and "released" in run.error
+    assert get(channel, job.id).attempt_count == 0

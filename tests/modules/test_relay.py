@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -11,8 +10,7 @@ from sqlalchemy import Engine
 
 from core.common.clock import FakeClock
 from modules.db import SqlAlchemyUnitOfWorkFactory
-from modules.event_store.relay import CommitHint, PostgresEventRelay
-from modules.event_store.repository import commit_hint, read_hint
+from modules.event_store.relay import Notice, PostgresEventRelay
 from tests.modules.test_unit_of_work import created
 
 
@@ -64,36 +62,40 @@ def test_the_relay_reconnects(engine_for: Callable[[str], Engine]) -> None:
 
 
 @pytest.mark.postgres
-def test_the_hint_names_the_tenants_and_types_that_committed(
+def test_the_relay_passes_on_each_commits_notice(
     engine_for: Callable[[str], Engine], clock: FakeClock
 ) -> None:
     engine = engine_for("postgresql")
-    hints: list[CommitHint] = []
+    notices: list[Notice] = []
     heard = threading.Semaphore(0)
 
-    def hear(hint: CommitHint) -> None:
-        hints.append(hint)
+    def hear(notice: Notice) -> None:
+        notices.append(notice)
         heard.release()
 
     relay = PostgresEventRelay(engine, hear)
     relay.start()
     try:
         assert relay.listening.wait(10) and heard.acquire(timeout=5)
+        uow = SqlAlchemyUnitOfWorkFactory(engine, notice=lambda events: f"{len(events)} events")
+        for label in ("first", "second"):
+            job, event = created(clock)
+            with uow() as work:
+                work.jobs.add(job)
+                work.events.append(event)
+                if label == "second":
+                    work.log.store(work.events.pending)  # the statement-by-statement path
+                    work._commit()  # type: ignore[attr-defined]
+                else:
+                    work.commit()
+            assert heard.acquire(timeout=5)
+        too_long = SqlAlchemyUnitOfWorkFactory(engine, notice=lambda _: "x" * 8000)
         job, event = created(clock)
-        with SqlAlchemyUnitOfWorkFactory(engine)() as work:
+        with too_long() as work:
             work.jobs.add(job)
             work.events.append(event)
             work.commit()
         assert heard.acquire(timeout=5)
     finally:
         relay.stop()
-    assert hints == [None, frozenset({(event.tenant, event.type)})]
-
-
-def test_a_hint_too_long_to_send_says_nothing(clock: FakeClock) -> None:
-    _, event = created(clock)
-    many = [dataclasses.replace(event, tenant=f"tenant-{n:05d}") for n in range(500)]
-    assert read_hint(commit_hint([event])) == {(event.tenant, event.type)}
-    assert commit_hint(many) == ""
-    assert read_hint("") is None
-    assert read_hint("not json") is None
+    assert notices == [None, "1 events", "1 events", ""]

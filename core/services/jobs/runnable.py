@@ -2,24 +2,53 @@
 
 A waiting claim registers for its tenant before it looks for work, so nothing that
 becomes runnable between its look and its wait is missed. It is woken by the events that
-make a job PENDING (job.created, job.status_changed), committed in this process (the
-bus) or in another replica (the commit hints the PostgreSQL relay hears), and then looks
-again; it also looks again every ``poll_s`` in case a hint was lost. A wake-up is only
-a reason to look: the claim itself decides.
+make a job PENDING (job.created, job.status_changed to PENDING) committed in this process
+(the bus), and by the notices of commits in any replica that made jobs runnable (``notice``
+names their tenants; PostgreSQL's NOTIFY carries it); it also looks again every
+``poll_s`` in case a notice was lost. A wake-up is only a reason to look: the claim
+itself decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from core.messaging.events import Event
 from core.services.jobs.types import JobEvent, JobEventType, JobStatus, JobStatusEvent
 
-# The event types after which a job may be PENDING.
-WAKING_TYPES = frozenset({JobEventType.CREATED.value, JobEventType.STATUS_CHANGED.value})
+
+def made_runnable(event: Event) -> bool:
+    """True when ``event`` says a job became PENDING (created so, or moved there)."""
+    payload = event.payload
+    if isinstance(payload, JobEvent) and event.type == JobEventType.CREATED:
+        return payload.status is JobStatus.PENDING
+    if isinstance(payload, JobStatusEvent) and event.type == JobEventType.STATUS_CHANGED:
+        return payload.new_status is JobStatus.PENDING
+    return False
+
+
+def notice(events: Sequence[Event]) -> str:
+    """A commit's notice to other processes: the tenants in which it made jobs runnable, as a
+    JSON list; empty when it made none."""
+    tenants = sorted({event.tenant for event in events if made_runnable(event)})
+    return json.dumps(tenants, separators=(",", ":")) if tenants else ""
+
+
+def tenants_of(text: str | None) -> frozenset[str] | None:
+    """The tenants a notice names; None when it cannot say (anything may be runnable)."""
+    if text is None:
+        return None
+    if not text:
+        return frozenset()
+    try:
+        tenants = json.loads(text)
+    except ValueError:
+        return None
+    return frozenset(str(t) for t in tenants) if isinstance(tenants, list) else None
 
 
 class Waiter:
@@ -73,22 +102,14 @@ class RunnableJobs:
 
     def on_event(self, event: Event) -> None:
         """A committed event of this process (a bus handler): wake the claims it may serve."""
-        payload = event.payload
-        if isinstance(payload, JobEvent) and event.type == JobEventType.CREATED:
-            runnable = payload.status is JobStatus.PENDING
-        elif isinstance(payload, JobStatusEvent) and event.type == JobEventType.STATUS_CHANGED:
-            runnable = payload.new_status is JobStatus.PENDING
-        else:
-            runnable = False
-        if runnable:
+        if made_runnable(event):
             self.wake([event.tenant])
 
-    def on_hint(self, hint: frozenset[tuple[str, str]] | None) -> None:
-        """Some replica committed events: (tenant, type) pairs, or None when unknown."""
-        if hint is None:
-            self.wake(None)
-            return
-        self.wake({tenant for tenant, event_type in hint if event_type in WAKING_TYPES})
+    def on_notice(self, text: str | None) -> None:
+        """A commit in some process, with its notice (None: unknown, wake everyone)."""
+        tenants = tenants_of(text)
+        if tenants is None or tenants:
+            self.wake(tenants)
 
     def wake(self, tenants: Iterable[str] | None) -> None:
         """Wake the claims waiting in ``tenants`` (every one when None); from any thread."""

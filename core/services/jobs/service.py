@@ -329,6 +329,38 @@ class JobService:
 
         return guarded_change("job", None, attempt, unconditional=True)
 
+    def release_claims(self, actor: Actor, claims: Sequence[Claim]) -> list[Job]:
+        """Give back jobs whose claim never reached its caller (the call was cancelled after
+        the claim committed): each returns to PENDING with its attempt restored, unless its
+        run no longer holds it. The run closes CANCELLED, saying why; the jobs released."""
+        released = []
+        for claim in claims:
+
+            def decide(uow: UnitOfWork, job: Job, now: datetime, claim: Claim = claim) -> Decision:
+                held = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+                if held is None or held.id != claim.run.id:
+                    return OperationResult.success((job, []))
+                attempts = max(0, job.attempt_count - 1)
+                moved = job.transition(
+                    JobCall.RELEASE,
+                    JobStatus.PENDING,
+                    at=now,
+                    attempt_count=attempts,
+                    started_at=job.started_at if attempts else None,
+                    cancel_requested=False,
+                )
+                if not moved.ok:  # pragma: no cover - a RUNNING job can always be released
+                    return moved.as_failure()
+                reason = "released: the claiming call ended before it received the job"
+                run = self._close_run(uow, job, held, now, RunStatus.CANCELLED, error=reason)
+                payload = types.status_event(job, moved.value, run=run, reason=reason)
+                return self._decided(moved.value, (JobEventType.STATUS_CHANGED, payload), actor=actor)
+
+            result = self._change(actor, claim.job.id, permissions.CLAIM, None, decide)
+            if result.ok and result.value.status is JobStatus.PENDING:
+                released.append(result.value)
+        return released
+
     def heartbeat_job(
         self,
         actor: Actor,

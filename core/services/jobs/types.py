@@ -38,6 +38,7 @@ class JobCall(enum.StrEnum):
     FAIL = "fail"
     CANCEL = "cancel"
     PROMOTE = "promote"  # the scheduler: a due SCHEDULED job becomes PENDING
+    RELEASE = "release"  # a claim whose caller left before it got the job gives it back
 
 
 P, S, R = JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING
@@ -55,6 +56,7 @@ TRANSITIONS: Final[Mapping[tuple[JobStatus, JobCall], frozenset[JobStatus]]] = {
     (R, JobCall.COMPLETE): frozenset({OK, S}),  # SCHEDULED when the job recurs
     (R, JobCall.FAIL): frozenset({KO, S}),  # SCHEDULED when a retry remains
     (R, JobCall.CANCEL): frozenset({X}),
+    (R, JobCall.RELEASE): frozenset({P}),
     (OK, JobCall.SCHEDULE): frozenset({S}),
     (KO, JobCall.SCHEDULE): frozenset({S}),
     (X, JobCall.SCHEDULE): frozenset({S}),
@@ -68,6 +70,7 @@ CALL_TARGET: Final[Mapping[JobCall, JobStatus]] = {
     JobCall.FAIL: KO,
     JobCall.CANCEL: X,
     JobCall.PROMOTE: P,
+    JobCall.RELEASE: P,
 }
 
 TERMINAL: Final = frozenset({OK, KO, X})

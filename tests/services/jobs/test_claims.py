@@ -122,6 +122,34 @@ class TestClaimJobs:
         assert service.get_job(worker, job.id).value.status is JobStatus.PENDING
 
 
+class TestRelease:
+    def test_a_claim_that_never_reached_its_caller_gives_the_job_back(
+        self, service: JobService, make_job: JobMaker, worker: Actor, delivered: list[Event]
+    ) -> None:
+        job = make_job()
+        claim = claim_one(service, worker)
+        delivered.clear()
+
+        [released] = service.release_claims(worker, [claim])
+
+        assert (released.status, released.attempt_count, released.started_at) == (JobStatus.PENDING, 0, None)
+        assert types_of(delivered) == ["job.status_changed"]
+        assert "released" in delivered[0].payload.reason  # type: ignore[attr-defined]
+        run = service.get_job_history(worker, job.id).value.items[0]
+        assert (run.status, run.error) == (RunStatus.CANCELLED, delivered[0].payload.reason)  # type: ignore[attr-defined]
+        again = claim_one(service, worker)
+        assert (again.job.id, again.run.attempt) == (job.id, 1)
+
+    def test_a_run_that_no_longer_holds_the_job_releases_nothing(
+        self, service: JobService, make_job: JobMaker, worker: Actor
+    ) -> None:
+        make_job()
+        claim = claim_one(service, worker)
+        service.complete_job(worker, claim.job.id, run_id=claim.run.id)
+        assert service.release_claims(worker, [claim]) == []
+        assert service.get_job(worker, claim.job.id).value.status is JobStatus.SUCCEEDED
+
+
 class TestHeartbeat:
     def test_extends_the_lease_by_the_claims_duration_or_the_one_given(
         self, service: JobService, make_job: JobMaker, worker: Actor, clock: FakeClock, delivered: list[Event]
