@@ -251,7 +251,10 @@ async def start_server(
     for pattern in app.reactor.patterns():
         app.bus.subscribe(pattern, reactions_due)
     events_servicer = EventServicer(
-        feed=feed, authenticator=app.authenticator, heartbeat_s=app.settings.heartbeat_s
+        feed=feed,
+        authenticator=app.authenticator,
+        heartbeat_s=app.settings.heartbeat_s,
+        stall_s=app.settings.stream_stall_s,
     )
     events_pb2_grpc.add_EventServiceServicer_to_server(  # type: ignore[no-untyped-call]
         guard.stream_handlers(events_servicer, EVENT_SERVICE), server

@@ -66,6 +66,9 @@ class Settings:
     )
     heartbeat_s: float = setting(15.0, "seconds a silent event stream waits before a heartbeat")
     subscriber_buffer: int = setting(1000, "events a subscriber may fall behind before its stream is cut")
+    stream_stall_s: float = setting(
+        30.0, "seconds an event stream may wait on a client that reads nothing before it is ended"
+    )
     streams_per_actor: int = setting(
         100, "event streams one actor may hold open at once per process (0: no limit)"
     )
@@ -162,6 +165,8 @@ class Settings:
         if any(a.lower() == "none" for a in self.jwt_algorithms):
             raise ConfigError("the JWT algorithm 'none' is never accepted")
         self.jwt_settings()
+        if self.stream_stall_s <= 0:
+            raise ConfigError("--stream-stall must be positive")
         if self.streams_per_actor < 0:
             raise ConfigError("--streams-per-actor must be 0 (no limit) or more")
         if self.processes < 0:

@@ -70,7 +70,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                         await context.write(response)
                 except TimeoutError:
                     stalled = OperationResult.resource_exhausted(
-                        f"the client read nothing for {self._stall_s:g}s; resume after sequence {sent}",
+                        f"the client read nothing for {self._stall_s:g}s; resume after the last "
+                        f"sequence received (the last fully sent was {sent})",
                         last_sequence=sent,
                     )
                     await _end(context, stalled.error)

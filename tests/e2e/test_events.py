@@ -201,3 +201,35 @@ def test_resuming_from_before_the_retention_horizon_is_out_of_range(
         range(len(SCRIPT) + 1, 2 * len(SCRIPT) + 1)
     )
     after.cancel()
+
+
+def test_a_client_that_reads_nothing_is_ended_with_its_last_sequence(
+    serve: Callable[[Settings], ServerThread], settings: Settings
+) -> None:
+    from core.common.actor import Actor
+    from core.services.jobs.types import JobCreate
+
+    server = serve(replace(settings, stream_stall_s=1.0, subscriber_buffer=100_000))
+    assert server.running is not None and server.app is not None
+    ops = Actor(id="ops", tenant="acme", roles=frozenset({"operator"}))
+    for n in range(1500):  # far more than the transport buffers for a client that reads nothing
+        server.app.jobs.create_job(ops, JobCreate(name=f"job {n} " + "x" * 150, kind="bulk"))
+    options = [("grpc.http2.bdp_probe", 0)]
+    with grpc.insecure_channel(f"127.0.0.1:{server.running.port}", options=options) as channel:
+        call = events_pb2_grpc.EventServiceStub(channel).Subscribe(
+            events_pb2.SubscribeRequest(after_sequence=0), metadata=OPS
+        )
+        time.sleep(3.0)  # not reading: the server's writes wait, then it gives up
+        received = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for response in call:
+                received.append(response.event.sequence)
+    assert ended.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "read nothing" in ended.value.details()
+    result = operation_result_of(ended.value)
+    assert result is not None
+    last = int(result.details["last_sequence"])
+    # The write that timed out may still have gone out: the client resumes after the last
+    # sequence it received, which is the one in the details or the next.
+    assert 0 < last < 3000 and received[-1] in (last, last + 1)
+    assert received == list(range(1, received[-1] + 1))
