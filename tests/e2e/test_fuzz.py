@@ -1,5 +1,6 @@
-"""Every unary RPC of the protos called with random and boundary values for every field,
-built from the descriptors: no call answers INTERNAL or UNKNOWN, and no traceback is logged.
+"""Every RPC of the protos called with random and boundary values for every field, built
+from the descriptors: no call answers INTERNAL or UNKNOWN, no traceback is logged, and a
+call the server refuses changes no row.
 
 Requests are made of strings (empty, long, control characters, non-ASCII digits, UUIDs and
 ids the server issued), integers at their type's bounds, enum numbers out of range,
@@ -20,7 +21,8 @@ from google.protobuf import descriptor as d
 from google.protobuf import message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jobtask.v1 import jobs_pb2, jobs_pb2_grpc, tasks_pb2
+from jobtask.v1 import events_pb2, events_pb2_grpc, jobs_pb2, jobs_pb2_grpc, tasks_pb2
+from sqlalchemy import text
 
 from server.auth import AuthMode
 from server.config import Settings
@@ -150,8 +152,14 @@ def fuzzed_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         url = engine.url.render_as_string(hide_password=False)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
+    # The scheduler steps once at start, then not again: only calls change rows.
     settings_ = Settings(
-        database_url=url, auth_mode=AuthMode.JWT, jwt_secret=SECRET, log_format="text", workers=4
+        database_url=url,
+        auth_mode=AuthMode.JWT,
+        jwt_secret=SECRET,
+        log_format="text",
+        workers=4,
+        scheduler_interval_s=3600.0,
     )
     server = ServerThread(settings_)
     address = server.start()
@@ -161,17 +169,40 @@ def fuzzed_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         for n in range(3):
             request_ = jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name=f"j{n}", kind="k"))
             _ids.append(jobs.CreateJob(request_, metadata=ADMIN).job.id)
-        yield channel
+        yield Fuzzed(channel, server)
     server.stop()
+
+
+class Fuzzed:
+    """The channel to the fuzzed server, and a look at its rows."""
+
+    def __init__(self, channel: grpc.Channel, server: ServerThread) -> None:
+        self.channel = channel
+        self.server = server
+
+    def rows(self) -> tuple[object, ...]:
+        """A fingerprint of every row a call could change, once the reactions are idle."""
+        assert self.server.app is not None
+        self.server.app.reactor.run_until_idle()
+        with self.server.app.engine.connect() as connection:
+            return tuple(
+                tuple(connection.execute(text(query)).one())
+                for query in (
+                    "SELECT count(*), coalesce(sum(version), 0) FROM jobs",
+                    "SELECT count(*), coalesce(sum(version), 0) FROM tasks",
+                    "SELECT count(*), count(finished_at), count(heartbeat_at) FROM job_runs",
+                    "SELECT count(*), coalesce(max(sequence), 0) FROM events",
+                )
+            )
 
 
 @pytest.mark.parametrize("method", _unary_methods(), ids=lambda m: m.name)
 def test_no_request_makes_the_server_fail(
-    fuzzed_server: grpc.Channel, method: d.MethodDescriptor, caplog: pytest.LogCaptureFixture
+    fuzzed_server: Fuzzed, method: d.MethodDescriptor, caplog: pytest.LogCaptureFixture
 ) -> None:
     request_class = message_factory.GetMessageClass(method.input_type)
     response_class = message_factory.GetMessageClass(method.output_type)
-    call = fuzzed_server.unary_unary(
+    call = fuzzed_server.channel.unary_unary(
         f"/{method.containing_service.full_name}/{method.name}",
         request_serializer=request_class.SerializeToString,
         response_deserializer=response_class.FromString,
@@ -183,6 +214,7 @@ def test_no_request_makes_the_server_fail(
         request = request_class()
         _fill(request, data.draw, 0)
         code, details = grpc.StatusCode.OK, ""
+        before = fuzzed_server.rows()
         try:
             call(request, metadata=ADMIN, timeout=30)
         except grpc.RpcError as error:
@@ -190,6 +222,38 @@ def test_no_request_makes_the_server_fail(
         assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (
             f"{method.name}({request}) -> {code}: {details}"
         )
+        if code is not grpc.StatusCode.OK:
+            assert fuzzed_server.rows() == before, f"{method.name}({request}) -> {code} changed rows"
+
+    with caplog.at_level(logging.WARNING):
+        check()
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+def test_no_subscription_makes_the_server_fail(
+    fuzzed_server: Fuzzed, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe = events_pb2_grpc.EventServiceStub(fuzzed_server.channel).Subscribe  # type: ignore[no-untyped-call]
+    acceptable = {
+        grpc.StatusCode.DEADLINE_EXCEEDED,  # a valid stream, read until the test's deadline
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+
+    @settings(
+        max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+    )
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        request = events_pb2.SubscribeRequest()
+        _fill(request, data.draw, 0)
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in subscribe(request, metadata=ADMIN, timeout=0.3):
+                pass
+        code = ended.value.code()
+        assert code in acceptable, f"Subscribe({request}) -> {code}: {ended.value.details()}"
 
     with caplog.at_level(logging.WARNING):
         check()
