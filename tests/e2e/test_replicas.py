@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from tests.conftest import reset_postgres
 from tests.e2e.test_events import Collector
@@ -199,3 +199,56 @@ def _write_until(
             commits.append(time.monotonic())
         except grpc.RpcError:
             failures[side] += 1
+
+
+@pytest.mark.postgres
+def test_two_replicas_started_together_on_an_empty_database_both_serve(
+    postgres_engine: Engine, tmp_path: Path
+) -> None:
+    """20 rounds: a new database each time, two server processes started at the same
+    instant; both migrate (one waits for the other's lock), then both answer."""
+    maker = create_engine(postgres_engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        for round_ in range(20):
+            name = f"jobtask_start_{os.getpid()}_{round_}"
+            with maker.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            url = postgres_engine.url.set(database=name).render_as_string(hide_password=False)
+            env = {**os.environ, "JOBTASK_DATABASE_URL": url, "JOBTASK_LOG_FORMAT": "text"}
+            addresses = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+            log = tmp_path / f"round-{round_}.log"
+            with log.open("w") as output:
+                started = [
+                    subprocess.Popen(
+                        [
+                            *(sys.executable, "-m", "server", "serve", "--auth-mode", "headers"),
+                            *("--listen", address, "--processes", "1"),
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=output,
+                        stderr=output,
+                    )
+                    for address in addresses
+                ]
+            try:
+                for address in addresses:
+                    with grpc.insecure_channel(address) as channel:
+                        grpc.channel_ready_future(channel).result(timeout=60)
+                        job = jobs_pb2_grpc.JobServiceStub(channel).CreateJob(  # type: ignore[no-untyped-call]
+                            jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name=f"r{round_}", kind="k")),
+                            metadata=ADMIN,
+                            timeout=10,
+                        )
+                        assert job.job.id
+                assert all(process.poll() is None for process in started), log.read_text()
+            finally:
+                for process in started:
+                    process.terminate()
+                codes = [process.wait(timeout=30) for process in started]
+                with maker.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            assert codes == [0, 0], log.read_text()
+    finally:
+        maker.dispose()
