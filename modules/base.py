@@ -18,6 +18,10 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     and_,
+    exists,
+    func,
+    literal,
+    literal_column,
     select,
     type_coerce,
     union_all,
@@ -73,6 +77,18 @@ def labels_match(column: Any, labels: Mapping[str, str], dialect: str) -> list[C
     if dialect == "postgresql":
         return [type_coerce(column, JSONB).contains(dict(labels))]
     return [column[key].as_string() == value for key, value in sorted(labels.items())]
+
+
+def list_holds(column: Any, value: str, dialect: str) -> ColumnElement[bool]:
+    """The condition "the JSON list in ``column`` holds ``value``"."""
+    if dialect == "postgresql":
+        return type_coerce(column, JSONB).contains([value])
+    holds: ColumnElement[bool] = exists(
+        select(literal(1))
+        .select_from(func.json_each(column).table_valued("value"))
+        .where(literal_column("value") == value)
+    )
+    return holds
 
 
 MAX_UNION_BRANCHES = 32

@@ -280,7 +280,7 @@ class InMemoryTaskRepository:
             t
             for t in sorted(self._state.tasks.values(), key=lambda t: t.id)
             if t.tenant == tenant
-            and (reader is None or reader in (t.owner, t.assignee))
+            and (reader is None or reader in (t.owner, t.assignee) or reader in t.owners_above)
             and (after is None or t.id > after)
             and (not f.statuses or t.status in f.statuses)
             and (f.assignee is None or t.assignee == f.assignee)

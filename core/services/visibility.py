@@ -31,5 +31,6 @@ def can_see(actor: Actor, event: Event) -> bool:
             tenant=event.tenant,
             owner=owner,
             assignee=assignee,
+            owners_above=getattr(payload, "owners_above", ()),
         )
     return False

@@ -35,6 +35,8 @@ class TaskRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(BigInteger)
     request_id: Mapped[str | None] = mapped_column(String(200))
+    # The owners of the tasks above (a JSON list), who may read this one.
+    owners_above: Mapped[list[str]] = mapped_column(JsonDocument, default=list, server_default="[]")
 
     __table_args__ = (
         UniqueConstraint("tenant", "owner", "request_id", name="uq_tasks_request"),

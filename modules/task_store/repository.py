@@ -10,7 +10,7 @@ from sqlalchemy import Row, Table, bindparam, delete, func, or_, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
-from modules.base import keyset_page, labels_match
+from modules.base import keyset_page, labels_match, list_holds
 from modules.task_store.models import TaskRow
 from modules.transaction import TransactionalRepository
 
@@ -82,7 +82,8 @@ class SqlAlchemyTaskRepository(TransactionalRepository):
         c = tasks.c
         conditions = [c.tenant == tenant]
         if reader is not None:
-            conditions.append(or_(c.owner == reader, c.assignee == reader))
+            below = list_holds(c.owners_above, reader, self._tx.dialect)
+            conditions.append(or_(c.owner == reader, c.assignee == reader, below))
         if after is not None:
             conditions.append(c.id > after)
         if filters.assignee is not None:
@@ -156,6 +157,7 @@ def task_values(task: Task) -> dict[str, Any]:
         "completed_at": task.completed_at,
         "version": task.version,
         "request_id": task.request_id,
+        "owners_above": list(task.owners_above),
     }
 
 
@@ -181,4 +183,5 @@ def task_from_row(row: Row[Any]) -> Task:
         completed_at=m["completed_at"],
         version=m["version"],
         request_id=m["request_id"],
+        owners_above=tuple(m["owners_above"] or ()),
     )

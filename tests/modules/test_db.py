@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from core.common.errors import ConcurrencyError, ConflictError, StorageUnavailableError
 from modules import db, errors
+from modules.db import SqlAlchemyUnitOfWorkFactory
 from server.__main__ import main
 from tests.conftest import SQL_BACKENDS, reset_postgres
 
@@ -166,3 +169,33 @@ def test_a_statement_or_lock_wait_past_its_timeout_is_unavailable(postgres_engin
             holder.rollback()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS, indirect=True)
+def test_the_owners_above_of_existing_subtasks_are_filled_in(
+    backend: str, engine_for: Callable[[str], Engine]
+) -> None:
+    engine = engine_for(backend)
+    db.downgrade(engine, "0005")
+    ids = [uuid.UUID(int=n) for n in (1, 2, 3, 4)]  # in creation order, as UUIDv7s are
+    rows = [(ids[0], None, "ann"), (ids[1], ids[0], "bob"), (ids[2], ids[1], "ann"), (ids[3], None, "cy")]
+    with engine.begin() as connection:
+        for task_id, parent_id, owner in rows:
+            connection.execute(
+                text(
+                    "INSERT INTO tasks (id, tenant, title, description, status, priority, owner, parent_id,"
+                    " labels, created_at, updated_at, version) VALUES (:id, 'acme', 't', '', 'OPEN',"
+                    " 'MEDIUM', :owner, :parent, '{}', :at, :at, 1)"
+                ),
+                {
+                    "id": task_id if backend == "postgresql" else task_id.hex,
+                    "parent": parent_id if backend == "postgresql" or parent_id is None else parent_id.hex,
+                    "owner": owner,
+                    "at": datetime(2030, 1, 1, tzinfo=UTC if backend == "postgresql" else None),
+                },
+            )
+    db.migrate(engine)
+    uow = SqlAlchemyUnitOfWorkFactory(engine)
+    with uow(read_only=True) as work:
+        found = [work.tasks.get("acme", task_id) for task_id in ids]
+    assert [t.owners_above if t else None for t in found] == [(), ("ann",), ("ann", "bob"), ()]

@@ -797,6 +797,7 @@ class JobService:
                         status=after.status,
                         job_id=job_id,
                         version=after.version,
+                        owners_above=after.owners_above,
                     )
                     uow.events.append(
                         new_event(

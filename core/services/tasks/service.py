@@ -89,6 +89,7 @@ class TaskService:
                 if existing is not None:
                     return OperationResult.success(existing)
             job_id = spec.job_id
+            owners_above: tuple[str, ...] = ()
             if parent_id is not None:
                 parent = uow.tasks.get(actor.tenant, parent_id)
                 if parent is None or not permissions.can_read(actor, parent):
@@ -96,6 +97,7 @@ class TaskService:
                 if job_id is not None and job_id != parent.job_id:
                     return OperationResult.invalid_argument("job_id", "a subtask belongs to its parent's job")
                 job_id = parent.job_id
+                owners_above = tuple(dict.fromkeys([*parent.owners_above, parent.owner]))
             elif job_id is not None:
                 job = uow.jobs.get(actor.tenant, job_id)
                 if job is None or not job_permissions.can_read(actor, job):
@@ -115,6 +117,7 @@ class TaskService:
                 created_at=now,
                 updated_at=now,
                 request_id=spec.request_id,
+                owners_above=owners_above,
             )
             uow.tasks.add(task)
             uow.events.append(self._event(TaskEventType.CREATED, types.task_event(task), actor, task))
@@ -437,4 +440,5 @@ def _assign_payload(old_assignee: str | None, task: Task) -> types.TaskAssignEve
         new_assignee=task.assignee,
         job_id=task.job_id,
         version=task.version,
+        owners_above=task.owners_above,
     )

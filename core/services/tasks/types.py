@@ -81,6 +81,9 @@ class Task:
     completed_at: datetime | None = None
     version: int = 1
     request_id: str | None = None
+    # The owners of the tasks above this one (set at creation; a tree does not move): they
+    # may read it whoever created it.
+    owners_above: tuple[str, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -228,6 +231,7 @@ class TaskEvent(events.Payload):
     job_id: uuid.UUID | None
     version: int
     changed_fields: tuple[str, ...] = ()
+    owners_above: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +247,7 @@ class TaskStatusEvent(events.Payload):
     job_id: uuid.UUID | None
     version: int
     reason: str = ""
+    owners_above: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,6 +260,7 @@ class TaskAssignEvent(events.Payload):
     new_assignee: str | None
     job_id: uuid.UUID | None
     version: int
+    owners_above: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,6 +273,7 @@ class TaskLinkEvent(events.Payload):
     status: TaskStatus
     job_id: uuid.UUID
     version: int
+    owners_above: tuple[str, ...] = ()
 
 
 events.register(TaskEvent, TaskEventType.CREATED, TaskEventType.UPDATED, TaskEventType.DELETED)
@@ -290,6 +297,7 @@ def task_event(task: Task, changed_fields: tuple[str, ...] = ()) -> TaskEvent:
         job_id=task.job_id,
         version=task.version,
         changed_fields=changed_fields,
+        owners_above=task.owners_above,
     )
 
 
@@ -305,4 +313,5 @@ def status_event(before: Task, after: Task, reason: str = "") -> TaskStatusEvent
         job_id=after.job_id,
         version=after.version,
         reason=reason,
+        owners_above=after.owners_above,
     )

@@ -17,6 +17,8 @@ from core.services.tasks import types
 from core.services.tasks.service import TaskService
 from core.services.tasks.types import TaskCall, TaskCreate, TaskFilters, TaskPriority, TaskStatus, TaskUpdate
 from core.services.unit_of_work import UnitOfWorkFactory
+from core.services.visibility import can_see
+from tests.conftest import ActorFactory
 from tests.services.jobs.test_service import blind_to_request_ids
 from tests.services.tasks.conftest import TaskMaker
 
@@ -363,17 +365,46 @@ class TestCompleteTask:
         self, service: TaskService, make_task: TaskMaker, member: Actor, assignee: Actor
     ) -> None:
         parent = make_task(assignee=assignee.id)
-        hidden = service.create_subtask(assignee, parent.id, TaskCreate(title="the assignee's own")).value
-        visible = service.create_subtask(member, parent.id, TaskCreate(title="the owner's")).value
-        assert service.get_task(member, hidden.id).code is ErrorCode.NOT_FOUND
+        owners = service.create_subtask(member, parent.id, TaskCreate(title="the owner's")).value
+        assignees = service.create_subtask(assignee, parent.id, TaskCreate(title="the assignee's")).value
+        assert service.get_task(assignee, owners.id).code is ErrorCode.NOT_FOUND
 
-        refused = service.complete_task(member, parent.id)
+        refused = service.complete_task(assignee, parent.id)
 
         assert_failed(refused, ErrorCode.FAILED_PRECONDITION)
         assert refused.error is not None
-        assert refused.error.details["open_subtasks"] == [str(visible.id)]
+        assert refused.error.details["open_subtasks"] == [str(assignees.id)]
         assert refused.error.details["open_subtask_count"] == 2
-        assert str(hidden.id) not in refused.error.message
+        assert str(owners.id) not in refused.error.message
+
+    def test_an_owner_sees_every_subtask_of_its_task_whoever_added_it(
+        self,
+        service: TaskService,
+        make_task: TaskMaker,
+        member: Actor,
+        assignee: Actor,
+        make_actor: ActorFactory,
+        delivered: list[Event],
+    ) -> None:
+        helper = make_actor("member", id="hal")
+        parent = make_task(assignee=assignee.id)
+        child = service.create_subtask(assignee, parent.id, TaskCreate(title="split", assignee="hal")).value
+        grandchild = service.create_subtask(helper, child.id, TaskCreate(title="deeper")).value
+        assert (child.owners_above, grandchild.owners_above) == (("ann",), ("ann", assignee.id))
+
+        assert service.get_task(member, grandchild.id).ok
+        assert service.get_task(assignee, grandchild.id).ok
+        listed = service.list_tasks(member, TaskFilters(parent_id=child.id)).value.items
+        assert [t.id for t in listed] == [grandchild.id]
+        refused = service.complete_task(member, parent.id)
+        assert refused.error is not None
+        assert refused.error.details["open_subtasks"] == sorted([str(child.id), str(grandchild.id)])
+        visible = [e for e in delivered if can_see(member, e) and e.resource_id == grandchild.id]
+        assert [e.type for e in visible] == ["task.created"]
+        # Reading is all it grants: the owner above does not act on the subtask.
+        assert_failed(
+            service.update_task(member, grandchild.id, TaskUpdate(title="x")), ErrorCode.PERMISSION_DENIED
+        )
 
     def test_the_assignee_completes_and_reopens(
         self,
