@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
-	$(BIN)/python -m server serve --auth-mode headers --log-format text
+	$(BIN)/python -m server serve --auth-mode headers --log-format text --metrics-listen 127.0.0.1:9464
 
 migrate: $(STAMP)
 	$(BIN)/python -m server migrate

@@ -29,6 +29,7 @@ from core.services.jobs import runnable as runnable_jobs
 from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.scheduler import Scheduler
 from core.services.jobs.service import JobService
+from core.services.jobs.types import Job, JobStatus
 from core.services.tasks.service import TaskService
 from core.services.unit_of_work import UnitOfWorkFactory
 from core.services.visibility import can_see
@@ -38,6 +39,7 @@ from server import auth, tls
 from server.config import Settings
 from server.guard import CallGuard
 from server.health import follow_database
+from server.metrics import Metrics
 from server.servicers.events import EventServicer
 from server.servicers.jobs import JobServicer
 from server.servicers.tasks import TaskServicer
@@ -69,6 +71,7 @@ class Application:
     reactor: Reactor
     scheduler: Scheduler
     executor: ThreadPoolExecutor = field(repr=False)
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking (database) work on the worker threads."""
@@ -140,6 +143,7 @@ class RunningServer:
     feed: EventFeed
     runnable: RunnableJobs
     certificates: tls.CertificateFiles | None = None
+    metrics_server: Any = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     relay: PostgresEventRelay | None = None
 
@@ -154,6 +158,9 @@ class RunningServer:
         await self.server.stop(grace)
         if self.relay is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.relay.stop)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
 
 
 class _Wake:
@@ -192,11 +199,25 @@ async def _schedule_continuously(app: Application) -> None:
         try:
             moved = await app.blocking(app.scheduler.tick)
             failures.succeeded()
+            if app.scheduler.leading:
+                _count_scheduler_step(app.metrics, moved)
             if moved:
                 log.info("scheduler moved %d jobs (due, or their lease lapsed)", len(moved))
         except Exception as error:
             failures.failed(error)
         await asyncio.sleep(app.settings.scheduler_interval_s)
+
+
+def _count_scheduler_step(metrics: Metrics, moved: list[Job]) -> None:
+    metrics.scheduler_steps.inc()
+    now = SystemClock().now()
+    for job in moved:
+        if job.status is JobStatus.PENDING:
+            metrics.scheduler_moved.labels("promoted").inc()
+            if job.next_run_at is not None:
+                metrics.scheduler_lateness.observe(max(0.0, (now - job.next_run_at).total_seconds()))
+        else:
+            metrics.scheduler_moved.labels("reaped").inc()
 
 
 async def _prune_periodically(app: Application) -> None:
@@ -222,12 +243,19 @@ async def start_server(
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if reuse_port else 0)])
     timeouts = app.settings.db_timeouts()
     guard = CallGuard(
-        app.authenticator, app.executor, max_wait_s=timeouts.statement_s + timeouts.connect_s + 1.0
+        app.authenticator,
+        app.executor,
+        max_wait_s=timeouts.statement_s + timeouts.connect_s + 1.0,
+        observe=app.metrics.observe_rpc,
     )
     runnable = RunnableJobs()
     app.bus.subscribe("job.*", runnable.on_event)
     jobs_servicer = JobServicer(
-        jobs=app.jobs, authenticator=app.authenticator, runnable=runnable, executor=app.executor
+        jobs=app.jobs,
+        authenticator=app.authenticator,
+        runnable=runnable,
+        executor=app.executor,
+        claimed=app.metrics.claimed.inc,
     )
     tasks_servicer = TaskServicer(tasks=app.tasks, authenticator=app.authenticator)
     server.add_generic_rpc_handlers(
@@ -246,6 +274,7 @@ async def start_server(
     await feed.start()
     reactions_due = _Wake()
     app.bus.subscribe("*", lambda _: feed.wake())
+    app.bus.subscribe("*", lambda event: app.metrics.on_events((event,)))
     # Only events some reaction wants wake the reactions; the others are stepped over on
     # the next wake or the one-second poll.
     for pattern in app.reactor.patterns():
@@ -288,8 +317,16 @@ async def start_server(
     async def ping() -> None:
         await app.blocking(db.ping, app.engine)
 
+    serving = [True]
+    _read_gauges(app, feed, serving)
+    metrics_server = app.metrics.serve(app.settings.metrics_listen) if app.settings.metrics_listen else None
     background = [
-        asyncio.create_task(follow_database(ping, health_servicer, ("", *SERVICE_NAMES)), name="db-health"),
+        asyncio.create_task(
+            follow_database(
+                ping, health_servicer, ("", *SERVICE_NAMES), report=lambda up: serving.__setitem__(0, up)
+            ),
+            name="db-health",
+        ),
         asyncio.create_task(_prune_periodically(app), name="prune-events"),
         asyncio.create_task(_react_continuously(app, reactions_due), name="reactions"),
         asyncio.create_task(_schedule_continuously(app), name="scheduler"),
@@ -303,7 +340,21 @@ async def start_server(
         runnable=runnable,
         background=background,
         relay=relay,
+        metrics_server=metrics_server,
     )
+
+
+def _read_gauges(app: Application, feed: EventFeed, serving: list[bool]) -> None:
+    """Point the scraped gauges at the state they report."""
+    pool: Any = app.engine.pool
+    gauges = app.metrics.gauges
+    gauges.feed_position = lambda: feed.position
+    gauges.subscribers = lambda: feed.stream_count
+    gauges.subscriber_lag_max = feed.lag_max
+    gauges.pool_in_use = pool.checkedout
+    gauges.pool_size = pool.size
+    gauges.serving = lambda: 1.0 if serving[0] else 0.0
+    gauges.leading = lambda: 1.0 if app.scheduler.leading else 0.0
 
 
 def announce(settings: Settings, port: int, processes: str = "one process") -> None:

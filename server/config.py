@@ -54,6 +54,9 @@ class Settings:
     tls_cert_file: str | None = setting(None, "PEM certificate chain: serve TLS (reloaded when it changes)")
     tls_key_file: str | None = setting(None, "PEM private key of --tls-cert-file")
     tls_client_ca_file: str | None = setting(None, "PEM CA bundle: require client certificates it signed")
+    metrics_listen: str | None = setting(
+        None, "host:port serving Prometheus metrics at /metrics (with --processes N: port, port+1, ...)"
+    )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting("json", "json or text", choices=("json", "text"))
     grace_period_s: float = setting(
@@ -165,6 +168,10 @@ class Settings:
         if any(a.lower() == "none" for a in self.jwt_algorithms):
             raise ConfigError("the JWT algorithm 'none' is never accepted")
         self.jwt_settings()
+        if self.metrics_listen is not None:
+            _host, _, port = self.metrics_listen.rpartition(":")
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"--metrics-listen must be host:port, not {self.metrics_listen!r}")
         if self.stream_stall_s <= 0:
             raise ConfigError("--stream-stall must be positive")
         if self.streams_per_actor < 0:

@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -25,7 +26,7 @@ from core.common.result import ErrorCode, OperationError, OperationResult
 from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions as task_permissions
 from server import auth
-from server.errors import rich_status, set_failure
+from server.errors import STATUS_BY_CODE, rich_status, set_failure
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,17 @@ class CallGuard:
     """
 
     def __init__(
-        self, authenticator: auth.Authenticator, executor: Executor, *, max_wait_s: float = 30.0
+        self,
+        authenticator: auth.Authenticator,
+        executor: Executor,
+        *,
+        max_wait_s: float = 30.0,
+        observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._executor = executor
+        # Hears each answered call: (method, status code name, seconds).
+        self._observe = observe or (lambda method, code, seconds: None)
         # Longest a unary call waits for its worker (a database that froze: nothing on this
         # side times out). The caller then hears UNAVAILABLE before its own deadline.
         self._max_wait_s = max_wait_s
@@ -184,8 +192,11 @@ class CallGuard:
         return internal.error  # type: ignore[return-value]
 
     def _unary(self, method: str, inner: Callable[..., Any], empty: type[Any]) -> Callable[..., Any]:
+        observe = self._observe
+
         def run(request: Any, context: Any) -> Any:
             correlation = None
+            started = time.perf_counter()
             try:
                 core_context.set_time_remaining(context.time_remaining())
                 correlation = self.admit(method, context.invocation_metadata())
@@ -195,6 +206,8 @@ class CallGuard:
             except Exception as error:
                 set_failure(context, self.failure(method, correlation, error))
                 return empty()
+            finally:
+                observe(method, _code_of(context), time.perf_counter() - started)
 
         executor = self._executor
 
@@ -214,13 +227,17 @@ class CallGuard:
                 log.warning("%s: no answer from the database within %.1fs", method, wait)
                 failure = OperationResult.unavailable("the database did not answer in time; retry")
                 set_failure(context, failure.error)  # type: ignore[arg-type]
+                observe(method, "UNAVAILABLE", wait)
                 return empty()
 
         return guarded
 
     def _unary_async(self, method: str, inner: Callable[..., Any], empty: type[Any]) -> Callable[..., Any]:
+        observe = self._observe
+
         async def guarded(request: Any, context: Any) -> Any:
             correlation = None
+            started = time.perf_counter()
             try:
                 core_context.set_time_remaining(context.time_remaining())
                 correlation = self.admit(method, context.invocation_metadata())
@@ -230,16 +247,26 @@ class CallGuard:
             except Exception as error:
                 set_failure(context, self.failure(method, correlation, error))
                 return empty()
+            finally:
+                observe(method, _code_of(context), time.perf_counter() - started)
 
         return guarded
 
     def _stream(self, method: str, inner: Callable[..., Any]) -> Callable[..., Any]:
+        observe = self._observe
+
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             correlation = None
+            started = time.perf_counter()
+            code = "OK"
             try:
                 correlation = self.admit(method, context.invocation_metadata())
                 await inner(request, context)
             except grpc.aio.AbortError:
+                code = _code_of(context, default="ABORTED")
+                raise
+            except asyncio.CancelledError:
+                code = "CANCELLED"
                 raise
             except Exception as error:
                 if context.done():
@@ -247,9 +274,23 @@ class CallGuard:
                     # more can be said to anyone.
                     log.debug("%s ended before its failure could be sent: %s", method, error)
                     return
-                await _abort(context, self.failure(method, correlation, error))
+                failure = self.failure(method, correlation, error)
+                code = STATUS_BY_CODE[failure.code].name
+                await _abort(context, failure)
+            finally:
+                observe(method, code, time.perf_counter() - started)
 
         return guarded
+
+
+def _code_of(context: Any, default: str = "OK") -> str:
+    """The status code name a call's context was given (OK when none was set)."""
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), default)
+    return default
 
 
 class Undecodable:

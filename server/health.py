@@ -23,9 +23,10 @@ async def follow_database(
     *,
     interval_s: float = 2.0,
     timeout_s: float = 3.0,
+    report: Callable[[bool], None] | None = None,
 ) -> None:
     """Ping every ``interval_s``; a ping that fails or takes over ``timeout_s`` means the
-    database is lost. Runs until cancelled."""
+    database is lost; ``report`` hears each change. Runs until cancelled."""
     serving = True
     while True:
         await asyncio.sleep(interval_s)
@@ -38,6 +39,8 @@ async def follow_database(
         if reachable == serving:
             continue
         serving = reachable
+        if report is not None:
+            report(serving)
         if serving:
             log.warning("the database answers again: health is SERVING")
         else:

@@ -81,6 +81,10 @@ def reserve_port(listen: str) -> Iterator[int]:
 
 
 def _start(spawn: SpawnContext, settings: Settings, index: int) -> BaseProcess:
+    if settings.metrics_listen:
+        # Each process serves its own metrics, on consecutive ports.
+        host, _, port = settings.metrics_listen.rpartition(":")
+        settings = dataclasses.replace(settings, metrics_listen=f"{host}:{int(port) + index}")
     process = spawn.Process(target=_run_child, args=(settings,), name=f"jobtask-server-{index}")
     process.start()
     return process

@@ -160,6 +160,15 @@ class EventFeed:
         self.position = (await self._bounds())[1]
         self._task = asyncio.create_task(self._tail(), name="event-feed-tail")
 
+    @property
+    def stream_count(self) -> int:
+        """Live subscriptions (streams past their replay)."""
+        return len(self._live)
+
+    def lag_max(self) -> int:
+        """Events buffered for the slowest live subscription."""
+        return max((len(s.buffer) for s in self._live), default=0)
+
     def wake(self) -> None:
         """A hint that events were committed; safe to call from any thread."""
         loop = self._loop

@@ -39,11 +39,14 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
         authenticator: auth.Authenticator,
         runnable: RunnableJobs | None = None,
         executor: Executor | None = None,
+        claimed: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(authenticator=authenticator)
         self._jobs = jobs
         self._runnable = runnable or RunnableJobs()
         self._executor = executor
+        # Hears how many jobs each ClaimJobs handed out (the metrics).
+        self._claimed = claimed or (lambda count: None)
 
     def _in_thread(self, function: Callable[[], T]) -> asyncio.Future[T]:
         """``function`` (database work) running on the worker threads, in this call's context."""
@@ -240,6 +243,8 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
                     if not claimed.ok or claimed.value or left <= 0 or self._runnable.closed:
                         break
                     await waiter.wait(min(left, self._runnable.poll_s))
+            if claimed.ok and claimed.value:
+                self._claimed(len(claimed.value))
             return claimed.map(
                 lambda claims: jobs_pb2.ClaimJobsResponse(jobs=[convert.claim_to_proto(c) for c in claims])
             )
