@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import click
@@ -15,6 +16,8 @@ from server import processes as server_processes
 
 def serve(settings: config.Settings) -> int:
     """Run the server (several processes where configured) until SIGTERM; the exit status."""
+    # Until the server installs its own handler, a SIGHUP (a TLS reload) must not kill it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         logs.configure(settings.log_level, settings.log_format)
         settings.check()
@@ -33,7 +36,11 @@ def serve(settings: config.Settings) -> int:
 def migrate(settings: config.Settings) -> int:
     """Bring the schema of the configured database up to date."""
     logs.configure(settings.log_level, settings.log_format)
-    engine = db.make_engine(settings.database_url)
+    try:
+        engine = db.make_engine(settings.database_url)
+    except ValueError as exc:
+        print(f"jobtask: {exc}", file=sys.stderr)
+        return 2
     db.migrate(engine)
     engine.dispose()
     print(f"migrated {engine.url.render_as_string(hide_password=True)}")

@@ -4,6 +4,7 @@ flag of ``jobtask serve`` / ``migrate`` with a JOBTASK_* environment variable be
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -12,6 +13,8 @@ from typing import Any, get_type_hints
 
 import click
 import jwt
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from modules.db import Timeouts
 from server import tls
@@ -22,6 +25,7 @@ db_defaults = Timeouts()
 DEFAULT_DATABASE_URL = "sqlite:///var/jobtask.db"
 DEFAULT_LISTEN = "127.0.0.1:50051"
 AUTH_MODES = tuple(m.value for m in AuthMode)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error")
 
 
 class ConfigError(ValueError):
@@ -57,7 +61,7 @@ class Settings:
     metrics_listen: str | None = setting(
         None, "host:port serving Prometheus metrics at /metrics (with --processes N: port, port+1, ...)"
     )
-    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR", choices=LOG_LEVELS)
     log_format: str = setting("json", "json or text", choices=("json", "text"))
     grace_period_s: float = setting(
         10.0, "seconds in-flight calls get to finish on SIGTERM", env="JOBTASK_GRACE_PERIOD"
@@ -136,6 +140,16 @@ class Settings:
             )
         return None
 
+    def _check_numbers(self) -> None:
+        """Every number finite; counts and durations positive where zero means nothing."""
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{flag_of(name)} must be a finite number, not {value}")
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{flag_of(name)} must be positive, not {getattr(self, name)}")
+
     def certificate_files(self) -> tls.CertificateFiles | None:
         """The TLS files to serve with, checked; None without TLS."""
         if self.tls_cert_file is None and self.tls_key_file is None:
@@ -172,8 +186,15 @@ class Settings:
             _host, _, port = self.metrics_listen.rpartition(":")
             if not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigError(f"--metrics-listen must be host:port, not {self.metrics_listen!r}")
-        if self.stream_stall_s <= 0:
-            raise ConfigError("--stream-stall must be positive")
+        self._check_numbers()
+        try:
+            backend = make_url(self.database_url).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"--database-url {self.database_url!r} is neither sqlite:///path nor postgresql+psycopg://..."
+            )
         if self.streams_per_actor < 0:
             raise ConfigError("--streams-per-actor must be 0 (no limit) or more")
         if self.processes < 0:
@@ -183,14 +204,25 @@ class Settings:
                 "SQLite serves from one process (live events do not cross processes, and SQLite "
                 "has one writer anyway): use --processes 1, or PostgreSQL for more"
             )
-        for name in ("db_statement_timeout_s", "db_lock_timeout_s", "db_idle_in_transaction_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-').removesuffix('-s')} must be positive")
         if self.db_connect_timeout_s < 1:
             raise ConfigError("--db-connect-timeout must be at least 1 second")
 
 
 MIN_SECRET_LENGTH = 32
+# Settings for which zero or less means nothing sensible.
+POSITIVE = (
+    "grace_period_s",
+    "workers",
+    "db_pool_size",
+    "event_retention_h",
+    "heartbeat_s",
+    "subscriber_buffer",
+    "stream_stall_s",
+    "scheduler_interval_s",
+    "db_statement_timeout_s",
+    "db_lock_timeout_s",
+    "db_idle_in_transaction_timeout_s",
+)
 # Default algorithms for a public key, and the prefixes of the ones it can verify.
 _KEY_ALGORITHMS = {"RSA": ("RS256",), "EC": ("ES256",), "Ed25519": ("EdDSA",)}
 _FAMILY_PREFIXES = {"RSA": ("RS", "PS"), "EC": ("ES",), "Ed25519": ("EdDSA",)}

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -42,6 +43,14 @@ def serve(settings: Settings, *, processes: int) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
         children: list[BaseProcess] = []
+
+        def pass_on_hangup(*_: object) -> None:
+            # SIGHUP re-reads the TLS files: each process serves its own port handle.
+            for child in children:
+                if child.is_alive() and child.pid is not None:
+                    os.kill(child.pid, signal.SIGHUP)
+
+        signal.signal(signal.SIGHUP, pass_on_hangup)
         for index in range(processes):
             children.append(_start(spawn, child_settings, index))
         app.announce(settings, port, f"{processes} processes")
@@ -91,5 +100,7 @@ def _start(spawn: SpawnContext, settings: Settings, index: int) -> BaseProcess:
 
 
 def _run_child(settings: Settings) -> None:
+    # Until the server installs its own handler, a SIGHUP (a TLS reload) must not kill it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(settings.log_level, settings.log_format)
     asyncio.run(app.serve(settings, reuse_port=True, announced=True))

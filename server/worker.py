@@ -36,6 +36,8 @@ ERROR_TAIL = 4_000
 # Transient failures (UNAVAILABLE, ABORTED, DEADLINE_EXCEEDED) of a finishing call are
 # retried this many times, a second apart: the lease usually outlasts them.
 FINISH_ATTEMPTS = 10
+# How long stop() lets a claim in flight come back before cancelling it.
+STOP_GRACE_S = 1.0
 RETRYABLE = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED}
 )
@@ -170,12 +172,22 @@ class Worker:
         return register
 
     def stop(self) -> None:
-        """Stop claiming; ``run`` returns once the running jobs have finished."""
+        """Stop claiming; ``run`` returns once the running jobs have finished.
+
+        A claim in flight gets STOP_GRACE_S to come back first: one that already took jobs
+        answers within milliseconds, and its jobs are then run, not lost; one still waiting
+        for work is cancelled."""
         self._stopping.set()
-        with self._lock:
-            pending = self._pending_claim
-        if pending is not None:
-            pending.cancel()
+
+        def cancel_pending() -> None:
+            with self._lock:
+                pending = self._pending_claim
+            if pending is not None:
+                pending.cancel()
+
+        timer = threading.Timer(STOP_GRACE_S, cancel_pending)
+        timer.daemon = True
+        timer.start()
 
     def run_until_signalled(self) -> None:
         """``run`` until SIGTERM or SIGINT, which stop it gracefully (main thread only)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -132,3 +133,26 @@ def test_serve_refuses_a_bad_configuration_with_a_clear_message(capsys: pytest.C
     assert main(["serve", "--auth-mode", "headers", "--listen", "0.0.0.0:0", "--log-format", "text"]) == 2
     assert "refusing to listen on 0.0.0.0:0" in capsys.readouterr().err
     assert AuthMode("headers") is AuthMode.HEADERS
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--stream-stall", "nan"], "--stream-stall must be a finite number"),
+        (["--heartbeat", "-5"], "--heartbeat must be positive"),
+        (["--workers", "0"], "--workers must be positive"),
+        (["--grace-period", "inf"], "--grace-period must be a finite number"),
+        (["--database-url", "bogus://x"], "--database-url 'bogus://x' is neither"),
+        (["--metrics-listen", "localhost"], "--metrics-listen must be host:port"),
+    ],
+)
+def test_numbers_addresses_and_urls_that_cannot_serve_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        parse(["--jwt-secret", "x" * 32, *argv]).check()
+
+
+def test_a_bad_log_level_or_database_url_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--log-level", "loud"]) == 2
+    assert "'loud' is not one of" in capsys.readouterr().err
+    assert main(["migrate", "--database-url", "bogus://x"]) == 2
+    assert capsys.readouterr().err.strip() == "jobtask: unsupported database URL bogus://x"
