@@ -18,12 +18,10 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     and_,
-    exists,
-    func,
-    literal,
-    literal_column,
+    or_,
     select,
     type_coerce,
+    union,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -79,18 +77,6 @@ def labels_match(column: Any, labels: Mapping[str, str], dialect: str) -> list[C
     return [column[key].as_string() == value for key, value in sorted(labels.items())]
 
 
-def list_holds(column: Any, value: str, dialect: str) -> ColumnElement[bool]:
-    """The condition "the JSON list in ``column`` holds ``value``"."""
-    if dialect == "postgresql":
-        return type_coerce(column, JSONB).contains([value])
-    holds: ColumnElement[bool] = exists(
-        select(literal(1))
-        .select_from(func.json_each(column).table_valued("value"))
-        .where(literal_column("value") == value)
-    )
-    return holds
-
-
 MAX_UNION_BRANCHES = 32
 
 
@@ -99,28 +85,43 @@ def keyset_page(
     conditions: Sequence[ColumnElement[bool]],
     choices: Sequence[tuple[Any, Collection[Any]]],
     limit: int,
+    alternatives: Sequence[ColumnElement[bool]] = (),
 ) -> Select[Any]:
     """Rows of ``table`` matching ``conditions`` in id order, at most ``limit``, where each
-    (column, values) of ``choices`` keeps the rows whose column holds one of the values.
+    (column, values) of ``choices`` keeps the rows whose column holds one of the values,
+    and, when given, at least one of ``alternatives`` holds (owned by the reader, or
+    assigned to it, or...).
 
-    With several values, each combination is a branch of its own (ordered by id, limited)
-    of a UNION ALL, so an index on (tenant, column, id) serves every branch and a page reads
-    at most ``limit`` rows per branch however large the table. Past MAX_UNION_BRANCHES
-    combinations the values are tested with IN instead.
+    With several values or alternatives, each combination is a branch of its own (ordered
+    by id, limited) of a UNION, so an index serves every branch and a page reads at most
+    ``limit`` rows per branch however large the table. Past MAX_UNION_BRANCHES combinations
+    the values are tested with IN, the alternatives with OR, instead.
     """
     several = [(column, sorted(values)) for column, values in choices if len(values) > 1]
     base = [*conditions, *(column == next(iter(values)) for column, values in choices if len(values) == 1)]
     combinations = list(itertools.product(*(values for _, values in several)))
-    if not several or len(combinations) > MAX_UNION_BRANCHES:
+    either: list[ColumnElement[bool] | None] = list(alternatives) or [None]
+    if (not several and not alternatives) or len(combinations) * len(either) > MAX_UNION_BRANCHES:
         base += [column.in_(values) for column, values in several]
+        if alternatives:
+            base.append(or_(*alternatives))
         return select(table).where(and_(*base)).order_by(table.c.id).limit(limit)
     branches = [
         select(table)
-        .where(and_(*base, *(column == value for (column, _), value in zip(several, chosen, strict=True))))
+        .where(
+            and_(
+                *base,
+                *([alternative] if alternative is not None else []),
+                *(column == value for (column, _), value in zip(several, chosen, strict=True)),
+            )
+        )
         .order_by(table.c.id)
         .limit(limit)
         .subquery()
+        for alternative in either
         for chosen in combinations
     ]
-    merged = union_all(*(select(branch) for branch in branches)).subquery()
+    # A row may meet two alternatives (its owner is also its assignee): UNION keeps it once.
+    combine = union if alternatives else union_all
+    merged = combine(*(select(branch) for branch in branches)).subquery()
     return select(merged).order_by(merged.c.id).limit(limit)

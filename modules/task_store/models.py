@@ -50,3 +50,15 @@ class TaskRow(Base):
         Index("ix_tasks_parent_id_id", "parent_id", "id"),
         Index("ix_tasks_tenant_due_at", "tenant", "due_at"),
     )
+
+
+class TaskReaderRow(Base):
+    """Who may read a task besides its owner and assignee: the owners of the tasks above it.
+    The same as the task's ``owners_above``, kept as rows so a member's listing finds them
+    through an index."""
+
+    __tablename__ = "task_readers"
+
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reader: Mapped[str] = mapped_column(String(200), primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)

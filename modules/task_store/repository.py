@@ -6,15 +6,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.tasks.types import Task, TaskFilters, TaskPriority, TaskStatus
-from modules.base import keyset_page, labels_match, list_holds
-from modules.task_store.models import TaskRow
+from modules.base import keyset_page, labels_match
+from modules.task_store.models import TaskReaderRow, TaskRow
 from modules.transaction import TransactionalRepository
 
 tasks = cast("Table", TaskRow.__table__)
+readers = cast("Table", TaskReaderRow.__table__)
 
 _UNIQUE = {"tasks.tenant, tasks.owner, tasks.request_id": "uq_tasks_request"}
 
@@ -47,8 +48,10 @@ class SqlAlchemyTaskRepository(TransactionalRepository):
         return None if row is None else task_from_row(row)
 
     def add(self, task: Task) -> None:
-        """Insert a new task."""
+        """Insert a new task (and a reader row per owner above it)."""
         self._insert(tasks, task_values(task))
+        for reader in task.owners_above:
+            self._insert(readers, {"tenant": task.tenant, "reader": reader, "task_id": task.id})
 
     def save(self, task: Task, *, expected_version: int) -> None:
         """Write ``task`` over the row at ``expected_version``."""
@@ -81,9 +84,10 @@ class SqlAlchemyTaskRepository(TransactionalRepository):
         """Tasks matching ``filters`` in id order; with ``reader``, those it owns or holds."""
         c = tasks.c
         conditions = [c.tenant == tenant]
+        alternatives = []
         if reader is not None:
-            below = list_holds(c.owners_above, reader, self._tx.dialect)
-            conditions.append(or_(c.owner == reader, c.assignee == reader, below))
+            below = select(readers.c.task_id).where(readers.c.tenant == tenant, readers.c.reader == reader)
+            alternatives = [c.owner == reader, c.assignee == reader, c.id.in_(below)]
         if after is not None:
             conditions.append(c.id > after)
         if filters.assignee is not None:
@@ -103,7 +107,9 @@ class SqlAlchemyTaskRepository(TransactionalRepository):
             (c.status, [status.value for status in filters.statuses]),
             (c.priority, [priority.value for priority in filters.priorities]),
         ]
-        statement = keyset_page(tasks, conditions, [choice for choice in choices if choice[1]], limit)
+        statement = keyset_page(
+            tasks, conditions, [choice for choice in choices if choice[1]], limit, alternatives
+        )
         return [task_from_row(row) for row in self._execute(statement)]
 
     def by_job(self, tenant: str, job_id: uuid.UUID) -> Sequence[Task]:

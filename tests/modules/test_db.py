@@ -13,6 +13,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from core.common.errors import ConcurrencyError, ConflictError, StorageUnavailableError
+from core.services.tasks.types import TaskFilters
 from modules import db, errors
 from modules.db import SqlAlchemyUnitOfWorkFactory
 from server.__main__ import main
@@ -177,8 +178,9 @@ def test_the_owners_above_of_existing_subtasks_are_filled_in(
 ) -> None:
     engine = engine_for(backend)
     db.downgrade(engine, "0005")
-    ids = [uuid.UUID(int=n) for n in (1, 2, 3, 4)]  # in creation order, as UUIDv7s are
-    rows = [(ids[0], None, "ann"), (ids[1], ids[0], "bob"), (ids[2], ids[1], "ann"), (ids[3], None, "cy")]
+    # A child may sort before its parent (ids of two processes' clocks): the tree is walked.
+    ids = [uuid.UUID(int=n) for n in (5, 4, 6, 1)]
+    rows = [(ids[0], None, "ann"), (ids[1], ids[0], "bob"), (ids[2], ids[1], "cy"), (ids[3], None, "dee")]
     with engine.begin() as connection:
         for task_id, parent_id, owner in rows:
             connection.execute(
@@ -199,3 +201,10 @@ def test_the_owners_above_of_existing_subtasks_are_filled_in(
     with uow(read_only=True) as work:
         found = [work.tasks.get("acme", task_id) for task_id in ids]
     assert [t.owners_above if t else None for t in found] == [(), ("ann",), ("ann", "bob"), ()]
+    with engine.connect() as connection:
+        pairs = connection.execute(text("SELECT reader FROM task_readers ORDER BY reader")).scalars().all()
+    assert pairs == ["ann", "ann", "bob"]
+    listed = SqlAlchemyUnitOfWorkFactory(engine)
+    with listed(read_only=True) as work:
+        mine = work.tasks.list("acme", TaskFilters(), reader="ann", after=None, limit=10)
+    assert [t.id for t in mine] == sorted([ids[0], ids[1], ids[2]])
