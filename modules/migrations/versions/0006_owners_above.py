@@ -48,7 +48,7 @@ def _fill_in(document: sa.types.TypeEngine[object], readers: sa.Table | None) ->
     )
     rows = connection.execute(query).all()
     children: dict[object, list[tuple[object, str, str]]] = defaultdict(list)
-    roots = []
+    roots: list[tuple[object, str, str]] = []
     for task_id, parent_id, owner, tenant in rows:
         if parent_id is None:
             roots.append((task_id, owner, tenant))
@@ -57,9 +57,9 @@ def _fill_in(document: sa.types.TypeEngine[object], readers: sa.Table | None) ->
     update = sa.text("UPDATE tasks SET owners_above = :owners WHERE id = :id").bindparams(
         sa.bindparam("owners", type_=document), sa.bindparam("id", type_=sa.Uuid())
     )
-    level = [(task_id, owner, tenant, []) for task_id, owner, tenant in roots]
+    level: list[tuple[object, str, str, list[str]]] = [(task_id, owner, tenant, []) for task_id, owner, tenant in roots]
     while level:
-        below = []
+        below: list[tuple[object, str, str, list[str]]] = []
         for task_id, owner, tenant, above in level:
             owners = list(dict.fromkeys([*above, owner]))
             for child_id, child_owner, child_tenant in children.get(task_id, ()):
