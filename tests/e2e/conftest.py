@@ -98,8 +98,9 @@ def channel(server: ServerThread) -> Iterator[grpc.Channel]:
 
 
 def mint(sub: str = "ann", tenant: str = "acme", roles: tuple[str, ...] = ("operator",), **extra: Any) -> str:
-    """A token the e2e server accepts."""
-    claims = {"sub": sub, "tenant": tenant, "roles": list(roles), "exp": int(time.time()) + 300, **extra}
+    """A token the e2e server accepts, valid for an hour (modules mint theirs at import,
+    and the whole suite takes minutes)."""
+    claims = {"sub": sub, "tenant": tenant, "roles": list(roles), "exp": int(time.time()) + 3600, **extra}
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
