@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,3 +154,23 @@ def enum_from_proto(field: str, number: int, proto_enum: Any, domain: type[enum.
 def enum_to_proto(value: enum.Enum, proto_enum: Any, prefix: str) -> Any:
     """The proto enum number of a domain enum member (typed as the generated enum)."""
     return proto_enum.Value(prefix + str(value.value))
+
+
+FieldPaths = Callable[[str], str]
+
+
+def request_paths(
+    root: str = "", renamed: Mapping[str, str] | None = None, top_level: Collection[str] = ("request_id",)
+) -> FieldPaths:
+    """How a field the core names is named in the request, so a client can map each
+    violation to its field mechanically: a listing's ``filter.x`` is the request's ``x``;
+    ``renamed`` maps the core's names to the message's (``due_at`` -> ``due_time``); the
+    rest lives under ``root`` (``job.``), but for ``top_level`` fields."""
+    renames = dict(renamed or {})
+
+    def path(field: str) -> str:
+        name = field.removeprefix("filter.")
+        name = renames.get(name, name)
+        return name if not root or name in top_level else root + name
+
+    return path

@@ -30,6 +30,7 @@ from server.conversions.common import (
     from_struct,
     from_timestamp,
     optional_time,
+    request_paths,
     set_time,
     to_duration,
     to_struct,
@@ -37,6 +38,15 @@ from server.conversions.common import (
 )
 
 STATUS_PREFIX = "JOB_STATUS_"
+
+# The core's names of schedule fields, as the Schedule message names them.
+_SCHEDULE_NAMES = {
+    "schedule.cron": "schedule.cron.expression",
+    "schedule.timezone": "schedule.cron.time_zone",
+}
+JOB_PATHS = request_paths("job.", _SCHEDULE_NAMES)  # CreateJob, UpdateJob: fields of `job`
+SCHEDULE_PATHS = request_paths("", _SCHEDULE_NAMES)  # ScheduleJob: `schedule` at the top
+LIST_PATHS = request_paths()  # ListJobs: its filters are the request's own fields
 RUN_STATUS_PREFIX = "JOB_RUN_STATUS_"
 
 

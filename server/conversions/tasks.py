@@ -15,6 +15,7 @@ from server.conversions.common import (
     etag,
     optional_time,
     parse_uuid,
+    request_paths,
     set_time,
 )
 
@@ -132,3 +133,7 @@ def filters_from_proto(request: tasks_pb2.ListTasksRequest) -> TaskFilters:
         due_after=optional_time(request, "due_after"),
         due_before=optional_time(request, "due_before"),
     )
+
+
+TASK_PATHS = request_paths("task.", {"due_at": "due_time"})  # CreateTask, CreateSubtask, UpdateTask
+LIST_PATHS = request_paths()  # ListTasks: its filters are the request's own fields

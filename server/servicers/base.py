@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from core.common.actor import Actor
-from core.common.result import OperationError, OperationResult
+from core.common.result import ErrorCode, FieldViolation, OperationError, OperationResult
 from server import auth
-from server.conversions.common import InvalidRequest
+from server.conversions.common import FieldPaths, InvalidRequest
 from server.errors import set_failure
 
 M = TypeVar("M", bound=Message)
@@ -29,13 +29,20 @@ class Servicer:
             return actor
         return self._authenticator.authenticate(context.invocation_metadata())
 
-    def _answer(self, context: Any, empty: type[M], work: Callable[[Actor], OperationResult[M]]) -> M:
-        """Run ``work`` for the caller; a failure becomes the call's status and ``empty()``."""
+    def _answer(
+        self,
+        context: Any,
+        empty: type[M],
+        work: Callable[[Actor], OperationResult[M]],
+        paths: FieldPaths | None = None,
+    ) -> M:
+        """Run ``work`` for the caller; a failure becomes the call's status and ``empty()``.
+        ``paths`` names the fields of the core's violations as the request names them."""
         try:
             result = work(self._identify(context))
         except (InvalidRequest, auth.Unauthenticated) as exc:
             return _refuse(context, empty, exc)
-        return _respond(context, empty, result)
+        return _respond(context, empty, result, paths)
 
     async def _answer_async(
         self, context: Any, empty: type[M], work: Callable[[Actor], Awaitable[OperationResult[M]]]
@@ -48,10 +55,14 @@ class Servicer:
         return _respond(context, empty, result)
 
 
-def _respond(context: Any, empty: type[M], result: OperationResult[M]) -> M:
+def _respond(context: Any, empty: type[M], result: OperationResult[M], paths: FieldPaths | None = None) -> M:
     error = result.error
     if error is None:
         return result.value
+    if paths is not None and error.code is ErrorCode.INVALID_ARGUMENT and error.field_violations:
+        renamed = [FieldViolation(paths(v.field), v.description) for v in error.field_violations]
+        error = OperationResult.invalid(*renamed).error
+        assert error is not None
     set_failure(context, error)
     return empty()
 

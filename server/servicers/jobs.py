@@ -80,7 +80,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
                 lambda j: jobs_pb2.CreateJobResponse(job=convert.job_to_proto(j))
             )
 
-        return self._answer(context, jobs_pb2.CreateJobResponse, work)
+        return self._answer(context, jobs_pb2.CreateJobResponse, work, convert.JOB_PATHS)
 
     def GetJob(self, request: jobs_pb2.GetJobRequest, context: Any) -> jobs_pb2.GetJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.GetJobResponse]:
@@ -99,7 +99,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
                 actor, job_id, update, expected_version=parse_etag(request.etag)
             ).map(lambda j: jobs_pb2.UpdateJobResponse(job=convert.job_to_proto(j)))
 
-        return self._answer(context, jobs_pb2.UpdateJobResponse, work)
+        return self._answer(context, jobs_pb2.UpdateJobResponse, work, convert.JOB_PATHS)
 
     def DeleteJob(self, request: jobs_pb2.DeleteJobRequest, context: Any) -> jobs_pb2.DeleteJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.DeleteJobResponse]:
@@ -121,7 +121,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
                 )
             )
 
-        return self._answer(context, jobs_pb2.ListJobsResponse, work)
+        return self._answer(context, jobs_pb2.ListJobsResponse, work, convert.LIST_PATHS)
 
     def ScheduleJob(self, request: jobs_pb2.ScheduleJobRequest, context: Any) -> jobs_pb2.ScheduleJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.ScheduleJobResponse]:
@@ -132,7 +132,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             )
             return scheduled.map(lambda j: jobs_pb2.ScheduleJobResponse(job=convert.job_to_proto(j)))
 
-        return self._answer(context, jobs_pb2.ScheduleJobResponse, work)
+        return self._answer(context, jobs_pb2.ScheduleJobResponse, work, convert.SCHEDULE_PATHS)
 
     def StartJob(self, request: jobs_pb2.StartJobRequest, context: Any) -> jobs_pb2.StartJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.StartJobResponse]:

@@ -30,7 +30,7 @@ class TaskServicer(Servicer, tasks_pb2_grpc.TaskServiceServicer):
             created = self._tasks.create_task(actor, spec)
             return created.map(lambda t: tasks_pb2.CreateTaskResponse(task=convert.task_to_proto(t)))
 
-        return self._answer(context, tasks_pb2.CreateTaskResponse, work)
+        return self._answer(context, tasks_pb2.CreateTaskResponse, work, convert.TASK_PATHS)
 
     def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Any) -> tasks_pb2.GetTaskResponse:
         def work(actor: Actor) -> OperationResult[tasks_pb2.GetTaskResponse]:
@@ -48,7 +48,7 @@ class TaskServicer(Servicer, tasks_pb2_grpc.TaskServiceServicer):
             )
             return updated.map(lambda t: tasks_pb2.UpdateTaskResponse(task=convert.task_to_proto(t)))
 
-        return self._answer(context, tasks_pb2.UpdateTaskResponse, work)
+        return self._answer(context, tasks_pb2.UpdateTaskResponse, work, convert.TASK_PATHS)
 
     def DeleteTask(self, request: tasks_pb2.DeleteTaskRequest, context: Any) -> tasks_pb2.DeleteTaskResponse:
         def work(actor: Actor) -> OperationResult[tasks_pb2.DeleteTaskResponse]:
@@ -66,7 +66,7 @@ class TaskServicer(Servicer, tasks_pb2_grpc.TaskServiceServicer):
             )
             return page.map(lambda p: tasks_pb2.ListTasksResponse(**_page(p)))
 
-        return self._answer(context, tasks_pb2.ListTasksResponse, work)
+        return self._answer(context, tasks_pb2.ListTasksResponse, work, convert.LIST_PATHS)
 
     def AssignTask(self, request: tasks_pb2.AssignTaskRequest, context: Any) -> tasks_pb2.AssignTaskResponse:
         def work(actor: Actor) -> OperationResult[tasks_pb2.AssignTaskResponse]:
@@ -115,14 +115,14 @@ class TaskServicer(Servicer, tasks_pb2_grpc.TaskServiceServicer):
             created = self._tasks.create_subtask(actor, parent_id, spec)
             return created.map(lambda t: tasks_pb2.CreateSubtaskResponse(task=convert.task_to_proto(t)))
 
-        return self._answer(context, tasks_pb2.CreateSubtaskResponse, work)
+        return self._answer(context, tasks_pb2.CreateSubtaskResponse, work, convert.TASK_PATHS)
 
     def ListSubtasks(
         self, request: tasks_pb2.ListSubtasksRequest, context: Any
     ) -> tasks_pb2.ListSubtasksResponse:
         def work(actor: Actor) -> OperationResult[tasks_pb2.ListSubtasksResponse]:
             parent_id = require_uuid("parent_id", request.parent_id)
-            page = self._tasks.get_subtasks(
+            page = self._tasks.list_subtasks(
                 actor, parent_id, page_size=request.page_size, page_token=request.page_token
             )
             return page.map(lambda p: tasks_pb2.ListSubtasksResponse(**_page(p)))

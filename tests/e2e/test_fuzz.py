@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from server.auth import AuthMode
 from server.config import Settings
+from server.errors import operation_result_of
 from tests.conftest import reset_postgres
 from tests.e2e.conftest import SECRET, ServerThread, auth
 
@@ -134,6 +135,20 @@ def _fill(message: Any, draw: Any, depth: int) -> None:
             pass  # a value protobuf itself refuses to hold (e.g. invalid UTF-8)
 
 
+def _is_request_path(message: d.Descriptor, path: str) -> bool:
+    """True when ``path`` (``job.schedule.cron.expression``, ``labels['k']``) names a field
+    of ``message``; "request" names the whole (undecodable) request."""
+    if path == "request":
+        return True
+    descriptor: d.Descriptor | None = message
+    for name in path.split("[", 1)[0].split("."):  # a map key, in brackets, comes last
+        if descriptor is None or name not in descriptor.fields_by_name:
+            return False
+        field = descriptor.fields_by_name[name]
+        descriptor = field.message_type if field.type == d.FieldDescriptor.TYPE_MESSAGE else None
+    return True
+
+
 def _unary_methods() -> list[d.MethodDescriptor]:
     return [
         method
@@ -213,15 +228,19 @@ def test_no_request_makes_the_server_fail(
     def check(data: st.DataObject) -> None:
         request = request_class()
         _fill(request, data.draw, 0)
-        code, details = grpc.StatusCode.OK, ""
+        code, details, named = grpc.StatusCode.OK, "", []
         before = fuzzed_server.rows()
         try:
             call(request, metadata=ADMIN, timeout=30)
         except grpc.RpcError as error:
             code, details = error.code(), error.details()
+            result = operation_result_of(error)
+            named = [v.field for v in result.field_violations] if result is not None else []
         assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (
             f"{method.name}({request}) -> {code}: {details}"
         )
+        unknown = [field for field in named if not _is_request_path(method.input_type, field)]
+        assert not unknown, f"{method.name} named {unknown}, which are not fields of its request"
         if code is not grpc.StatusCode.OK:
             assert fuzzed_server.rows() == before, f"{method.name}({request}) -> {code} changed rows"
 

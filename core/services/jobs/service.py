@@ -128,10 +128,10 @@ class JobService:
         return OperationResult.success(job)
 
     def update_job(
-        self, actor: Actor, job_id: uuid.UUID, update: JobUpdate, *, expected_version: int | None = None
+        self, actor: Actor, job_id: uuid.UUID, updates: JobUpdate, *, expected_version: int | None = None
     ) -> OperationResult[Job]:
-        """Change the fields ``update`` sets; emits job.updated naming the changed fields."""
-        changes = update.changes()
+        """Change the fields ``updates`` sets; emits job.updated naming the changed fields."""
+        changes = updates.changes()
         violations = types.field_violations(**{k: v for k, v in changes.items() if k != "schedule"})
         if changes.get("schedule") is not None:
             violations += changes["schedule"].violations()

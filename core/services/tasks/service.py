@@ -169,24 +169,37 @@ class TaskService:
             )
         return OperationResult.success(pagination.make_page(rows, request, fingerprint))
 
-    def get_subtasks(
-        self, actor: Actor, task_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
+    def get_subtasks(self, actor: Actor, parent_id: uuid.UUID) -> OperationResult[list[Task]]:
+        """Every direct subtask of ``parent_id`` the actor may read, in creation order."""
+        found: list[Task] = []
+        token = ""
+        while True:
+            page = self.list_subtasks(actor, parent_id, page_size=pagination.MAX_PAGE_SIZE, page_token=token)
+            if not page.ok:
+                return page.as_failure()
+            found += page.value.items
+            token = page.value.next_page_token
+            if not token:
+                return OperationResult.success(found)
+
+    def list_subtasks(
+        self, actor: Actor, parent_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
     ) -> OperationResult[Page[Task]]:
-        """The direct subtasks of a task the actor may read."""
-        parent = self.get_task(actor, task_id)
+        """The direct subtasks of ``parent_id`` the actor may read, one keyset page at a time."""
+        parent = self.get_task(actor, parent_id)
         if not parent.ok:
             return parent.as_failure()
         return self.list_tasks(
-            actor, TaskFilters(parent_id=task_id), page_size=page_size, page_token=page_token
+            actor, TaskFilters(parent_id=parent_id), page_size=page_size, page_token=page_token
         )
 
     # -- changes --------------------------------------------------------------------------
 
     def update_task(
-        self, actor: Actor, task_id: uuid.UUID, update: TaskUpdate, *, expected_version: int | None = None
+        self, actor: Actor, task_id: uuid.UUID, updates: TaskUpdate, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
-        """Change the fields ``update`` sets; a status change moves OPEN <-> IN_PROGRESS."""
-        changes = update.changes()
+        """Change the fields ``updates`` sets; a status change moves OPEN <-> IN_PROGRESS."""
+        changes = updates.changes()
         violations = types.field_violations(
             **{
                 k: v

@@ -196,6 +196,13 @@ class TestUpdateJob:
         assert isinstance(delivered[0].payload, types.JobEvent)
         assert delivered[0].payload.changed_fields == ("name", "priority")
 
+    def test_the_seed_signature_takes_its_keyword_arguments(
+        self, service: JobService, make_job: JobMaker, member: Actor
+    ) -> None:
+        job = make_job()
+        updated = service.update_job(actor=member, job_id=job.id, updates=JobUpdate(name="renamed"))
+        assert updated.value.name == "renamed"
+
     def test_an_update_that_changes_nothing_emits_nothing(
         self, service: JobService, make_job: JobMaker, member: Actor, delivered: list[Event]
     ) -> None:

@@ -168,16 +168,26 @@ class TestSubtasks:
         )
         assert delivered == []
 
-    def test_get_subtasks_lists_direct_children(
+    def test_subtasks_are_the_direct_children_as_a_list_or_by_page(
         self, service: TaskService, make_task: TaskMaker, member: Actor, stranger: Actor
     ) -> None:
         root = make_task()
         a, b = make_task(parent=root), make_task(parent=root)
         make_task(parent=a)
-        page = service.get_subtasks(member, root.id, page_size=1).value
-        rest = service.get_subtasks(member, root.id, page_size=1, page_token=page.next_page_token).value
+        assert [t.id for t in service.get_subtasks(member, root.id).value] == [a.id, b.id]
+        page = service.list_subtasks(member, root.id, page_size=1).value
+        rest = service.list_subtasks(member, root.id, page_size=1, page_token=page.next_page_token).value
         assert [t.id for t in [*page.items, *rest.items]] == [a.id, b.id]
         assert_failed(service.get_subtasks(stranger, root.id), ErrorCode.NOT_FOUND)
+        assert_failed(service.list_subtasks(stranger, root.id), ErrorCode.NOT_FOUND)
+
+    def test_the_seed_signatures_take_their_keyword_arguments(
+        self, service: TaskService, make_task: TaskMaker, member: Actor
+    ) -> None:
+        task = make_task()
+        updated = service.update_task(actor=member, task_id=task.id, updates=TaskUpdate(title="renamed"))
+        assert updated.value.title == "renamed"
+        assert service.get_subtasks(actor=member, parent_id=task.id).value == []
 
 
 class TestGetAndList:
