@@ -23,7 +23,8 @@ PAIRS = [
 
 @pytest.mark.parametrize(("domain", "proto", "prefix"), PAIRS, ids=lambda x: getattr(x, "__name__", ""))
 def test_core_and_proto_enums_match_one_to_one(domain: type[enum.Enum], proto: object, prefix: str) -> None:
-    names = [name for name in proto.keys() if not name.endswith("_UNSPECIFIED")]  # type: ignore[attr-defined]
+    values = proto.DESCRIPTOR.values_by_name  # type: ignore[attr-defined]
+    names = [name for name in values if not name.endswith("_UNSPECIFIED")]
     assert sorted(prefix + str(member.value) for member in domain) == sorted(names)
 
 
