@@ -195,6 +195,22 @@ class InMemoryJobRepository:
         self._state.runs[run.id] = run
         return True
 
+    def prune_runs(self, *, keep: int, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished runs with ``keep`` newer ones, finished before the horizon."""
+        by_job: dict[uuid.UUID, list[JobRun]] = {}
+        for run in self._state.runs.values():
+            if run.status is not RunStatus.RUNNING:
+                by_job.setdefault(run.job_id, []).append(run)
+        doomed = [
+            run.id
+            for runs in by_job.values()
+            for run in sorted(runs, key=lambda r: r.id, reverse=True)[keep:]
+            if run.finished_at is not None and run.finished_at < finished_before
+        ][:limit]
+        for run_id in doomed:
+            del self._state.runs[run_id]
+        return len(doomed)
+
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""
         self._state.runs[run.id] = run

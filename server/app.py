@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -221,13 +222,28 @@ def _count_scheduler_step(metrics: Metrics, moved: list[Job]) -> None:
 
 
 async def _prune_periodically(app: Application) -> None:
-    failures = FailureLog(log, "pruning the event log")
+    """Retention: events older than their retention, on every replica (idempotent); finished
+    runs beyond each job's newest ones, by the scheduler's leader."""
+    failures = FailureLog(log, "pruning the event log and old runs")
+    settings = app.settings
     while True:
         try:
             pruned = await app.blocking(app.prune_events)
-            failures.succeeded()
+            app.metrics.pruned.labels("events").inc(pruned)
             if pruned:
-                log.info("pruned %d events older than %.0f hours", pruned, app.settings.event_retention_h)
+                log.info("pruned %d events older than %.0f hours", pruned, settings.event_retention_h)
+            if app.scheduler.leading:
+                runs = await app.blocking(
+                    functools.partial(
+                        app.jobs.prune_runs,
+                        keep=settings.run_retention_count,
+                        older_than=timedelta(hours=settings.run_retention_h),
+                    )
+                )
+                app.metrics.pruned.labels("runs").inc(runs)
+                if runs:
+                    log.info("pruned %d finished runs beyond retention", runs)
+            failures.succeeded()
         except Exception as error:
             failures.failed(error)
         await asyncio.sleep(PRUNE_EVERY_S)

@@ -71,6 +71,10 @@ class Settings:
     event_retention_h: float = setting(
         168.0, "hours events are kept in the log", env="JOBTASK_EVENT_RETENTION_HOURS"
     )
+    run_retention_count: int = setting(100, "finished runs of each job always kept")
+    run_retention_h: float = setting(
+        168.0, "hours finished runs beyond those are kept", env="JOBTASK_RUN_RETENTION_HOURS"
+    )
     heartbeat_s: float = setting(15.0, "seconds a silent event stream waits before a heartbeat")
     subscriber_buffer: int = setting(1000, "events a subscriber may fall behind before its stream is cut")
     stream_stall_s: float = setting(
@@ -215,6 +219,8 @@ POSITIVE = (
     "workers",
     "db_pool_size",
     "event_retention_h",
+    "run_retention_count",
+    "run_retention_h",
     "heartbeat_s",
     "subscriber_buffer",
     "stream_stall_s",

@@ -111,6 +111,12 @@ class Metrics:
         self.lease_expiries = Counter(
             "jobtask_lease_expiries", "Runs whose lease lapsed and were reaped", registry=self.registry
         )
+        self.pruned = Counter(
+            "jobtask_pruned",
+            "Rows deleted by retention: events of the log, finished runs of jobs",
+            ("what",),
+            registry=self.registry,
+        )
         self.gauges = Gauges()
         self.registry.register(_Scraped(self.gauges))
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -203,6 +203,22 @@ class SqlAlchemyJobRepository(TransactionalRepository):
             .values(values)
         )
         return bool(self._write(statement).rowcount == 1)
+
+    def prune_runs(self, *, keep: int, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished runs with ``keep`` newer runs of their job that
+        finished before ``finished_before`` (ranked per job over the (job_id, id) index)."""
+        newer = func.row_number().over(partition_by=runs.c.job_id, order_by=runs.c.id.desc())
+        ranked = (
+            select(runs.c.id, runs.c.finished_at, newer.label("rank"))
+            .where(runs.c.status != RunStatus.RUNNING.value)
+            .subquery()
+        )
+        doomed = (
+            select(ranked.c.id)
+            .where(ranked.c.rank > keep, ranked.c.finished_at < finished_before)
+            .limit(limit)
+        )
+        return int(self._write(delete(runs).where(runs.c.id.in_(doomed))).rowcount)
 
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""

@@ -84,6 +84,11 @@ class JobRepository(Protocol):
         that ran out before ``at``; False when a heartbeat or a finish came first."""
         ...
 
+    def prune_runs(self, *, keep: int, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished runs that have at least ``keep`` newer runs of their
+        job and finished before ``finished_before``; how many went."""
+        ...
+
     def add_run(self, run: JobRun) -> None:
         """Insert a run."""
         ...

@@ -702,6 +702,20 @@ class JobService:
 
         return decide
 
+    def prune_runs(self, *, keep: int, older_than: timedelta, batch: int = 500) -> int:
+        """Retention of runs: delete the finished runs of each job beyond its newest ``keep``
+        that finished more than ``older_than`` ago, in batches of ``batch`` (each its own
+        transaction); how many went. Open runs are never touched."""
+        horizon = self._clock.now() - older_than
+        pruned = 0
+        while True:
+            with self._uow() as uow:
+                deleted = uow.jobs.prune_runs(keep=keep, finished_before=horizon, limit=batch)
+                uow.commit()
+            pruned += deleted
+            if deleted < batch:
+                return pruned
+
     def _promote_if_due(
         self, actor: Actor, fence: Fence | None
     ) -> Callable[[UnitOfWork, Job, datetime], Decision]:

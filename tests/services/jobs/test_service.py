@@ -886,3 +886,25 @@ class TestUnconditionalCalls:
 
         assert_failed(JobService(uow=losing, clock=clock).start_job(operator, job.id), ErrorCode.ABORTED)
         assert losing.losses == 100 - UNCONDITIONAL_ATTEMPTS
+
+
+class TestRunRetention:
+    def test_old_finished_runs_beyond_the_newest_are_pruned_in_batches(
+        self, service: JobService, make_job: JobMaker, operator: Actor, clock: FakeClock
+    ) -> None:
+        job = make_job(schedule=Schedule.every(timedelta(hours=1)))
+        other = make_job()
+        service.start_job(operator, other.id)
+        for _ in range(5):
+            service.run_job_now(operator, job.id)
+            service.start_job(operator, job.id)
+            service.complete_job(operator, job.id)
+            clock.advance(timedelta(hours=1))
+        finished = [r.finished_at for r in service.get_job_history(operator, job.id).value.items]
+
+        assert service.prune_runs(keep=2, older_than=timedelta(hours=2, minutes=30), batch=1) == 2
+
+        kept = service.get_job_history(operator, job.id).value.items
+        assert [r.finished_at for r in kept] == finished[:3]
+        assert len(service.get_job_history(operator, other.id).value.items) == 1  # running: kept
+        assert service.prune_runs(keep=2, older_than=timedelta(hours=2, minutes=30)) == 0
