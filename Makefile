@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test migrate bench gen protolint clean
+.PHONY: run test migrate bench gen protolint contract clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,19 @@ gen: $(STAMP)
 		--pyi_out=generated $(sort $(wildcard protos/jobtask/v1/*.proto))
 	touch generated/jobtask/__init__.py generated/jobtask/v1/__init__.py
 
-# buf lint and buf format (npm @bufbuild/buf, pinned in package-lock.json); skipped without npm.
+# buf lint, buf format and buf breaking against the released contract (npm @bufbuild/buf,
+# pinned in package-lock.json); skipped without npm.
 protolint:
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --silent --no-audit --no-fund && npx buf lint && npx buf format --exit-code -d >/dev/null \
-		&& echo "buf lint and buf format: clean"; \
+		&& npx buf breaking --against contract/jobtask-v1.binpb \
+		&& echo "buf lint, buf format and buf breaking: clean"; \
 	else echo "npm not found: buf lint skipped"; fi
+
+# Record the current protos as the released contract that `buf breaking` compares with:
+# run it when a release ships (a breaking change then needs a new package, jobtask.v2).
+contract:
+	npm ci --silent --no-audit --no-fund && npx buf build --exclude-source-info -o contract/jobtask-v1.binpb
 
 test: $(STAMP) protolint
 	$(BIN)/ruff check .

@@ -125,7 +125,7 @@ class TestJobRpcs:
             lambda: jobs.CreateJob(jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(kind="k")), metadata=MEMBER),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
-        assert [v.field for v in invalid.field_violations] == ["name"]
+        assert [v.field for v in invalid.field_violations] == ["job.name"]  # the request's path
         cron = jobs_pb2.Schedule(
             cron=jobs_pb2.CronSchedule(expression="0 9 * * MON-FRI", time_zone="Mars/Base")
         )
@@ -135,7 +135,7 @@ class TestJobRpcs:
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
-        assert [v.field for v in zone.field_violations] == ["schedule.timezone"]
+        assert [v.field for v in zone.field_violations] == ["schedule.cron.time_zone"]
         failure(
             lambda: jobs.GetJob(jobs_pb2.GetJobRequest(id=MISSING), metadata=MEMBER),
             grpc.StatusCode.NOT_FOUND,
@@ -252,7 +252,7 @@ class TestTaskRpcs:
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
-        assert [v.field for v in big.field_violations] == ["title"]
+        assert [v.field for v in big.field_violations] == ["task.title"]  # the request's path
         priority = failure(
             lambda: tasks.CreateTask(
                 tasks_pb2.CreateTaskRequest(task=tasks_pb2.Task(title="t", priority=42)),

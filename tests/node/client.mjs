@@ -29,16 +29,11 @@ const call = (client, method, request) =>
     client[method](request, metadata, (error, response) => (error ? reject(error) : resolve(response))),
   );
 
-// The rich status details: google.rpc.Status wrapping a jobtask.v1.OperationResult.
+// The rich status details: google.rpc.Status (shipped in protos/) wrapping a
+// jobtask.v1.OperationResult.
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => path.join(protos, target);
-root.loadSync(["jobtask/v1/common.proto", "google/protobuf/any.proto"]);
-root.define("google.rpc").add(
-  new protobuf.Type("Status")
-    .add(new protobuf.Field("code", 1, "int32"))
-    .add(new protobuf.Field("message", 2, "string"))
-    .add(new protobuf.Field("details", 3, "google.protobuf.Any", "repeated")),
-);
+root.loadSync(["jobtask/v1/common.proto", "google/rpc/status.proto"]);
 const Status = root.lookupType("google.rpc.Status");
 const OperationResult = root.lookupType("jobtask.v1.OperationResult");
 
