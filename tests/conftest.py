@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -96,7 +97,8 @@ def postgres_engine() -> Iterator[Engine]:
     except Exception as exc:
         if POSTGRES_REQUIRED:
             raise
-        pytest.skip(f"PostgreSQL not reachable at {admin_url.render_as_string(hide_password=True)}: {exc}")
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        pytest.skip(f"PostgreSQL not reachable at {admin_url.render_as_string(hide_password=True)}: {reason}")
     engine = db.make_engine(admin_url.set(database=name).render_as_string(hide_password=False))
     db.migrate(engine)
     yield engine
@@ -159,3 +161,15 @@ def _restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(alembic_level)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Skips summarized by reason, one line each (not one per test)."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        counts[reason] = counts.get(reason, 0) + 1
+    for reason, count in sorted(counts.items()):
+        terminalreporter.write_line(f"SKIPPED {count} tests: {reason}")
