@@ -44,6 +44,7 @@ from server.metrics import Metrics
 from server.servicers.events import EventServicer
 from server.servicers.jobs import JobServicer
 from server.servicers.tasks import TaskServicer
+from server.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Application:
     scheduler: Scheduler
     executor: ThreadPoolExecutor = field(repr=False)
     metrics: Metrics = field(default_factory=Metrics, repr=False)
+    tracing: Tracing | None = field(default=None, repr=False)
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking (database) work on the worker threads."""
@@ -102,10 +104,12 @@ class Application:
         return pruned
 
     def close(self) -> None:
-        """Release the scheduler lock, threads and connections."""
+        """Release the scheduler lock, threads and connections; export the last spans."""
         self.scheduler.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 def build_application(settings: Settings) -> Application:
@@ -120,6 +124,9 @@ def build_application(settings: Settings) -> Application:
         engine, publish=bus.publish, timeouts=timeouts, notice=runnable_jobs.notice
     )
     jobs, tasks = JobService(uow=uow), TaskService(uow=uow)
+    tracing = Tracing.from_setting(settings.traces)
+    if tracing is not None:
+        tracing.instrument(engine)
     return Application(
         settings=settings,
         engine=engine,
@@ -131,6 +138,7 @@ def build_application(settings: Settings) -> Application:
         reactor=Reactor(uow=uow, reactions=[*jobs.reactions(), *tasks.reactions()]),
         scheduler=Scheduler(jobs=jobs, lock=locks.leader_lock(engine)),
         executor=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="jobtask-db"),
+        tracing=tracing,
     )
 
 
@@ -256,7 +264,10 @@ async def start_server(
 
     ``reuse_port`` lets several processes serve one port (server/processes.py).
     """
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if reuse_port else 0)])
+    interceptors = app.tracing.server_interceptors() if app.tracing is not None else []
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)], interceptors=interceptors
+    )
     timeouts = app.settings.db_timeouts()
     guard = CallGuard(
         app.authenticator,

@@ -61,6 +61,11 @@ class Settings:
     metrics_listen: str | None = setting(
         None, "host:port serving Prometheus metrics at /metrics (with --processes N: port, port+1, ...)"
     )
+    traces: str = setting(
+        "off",
+        "OpenTelemetry traces: off, otlp (to OTEL_EXPORTER_OTLP_ENDPOINT, over HTTP) or console",
+        choices=("off", "otlp", "console"),
+    )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR", choices=LOG_LEVELS)
     log_format: str = setting("json", "json or text", choices=("json", "text"))
     grace_period_s: float = setting(

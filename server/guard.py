@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 DEADLINE_MARGIN_S = 0.5
 
 CORRELATION_HEADER = "x-correlation-id"
+TRACEPARENT_HEADER = "traceparent"
 
 JOBS, TASKS, EVENTS = "/jobtask.v1.JobService/", "/jobtask.v1.TaskService/", "/jobtask.v1.EventService/"
 
@@ -159,7 +160,11 @@ class CallGuard:
     def admit(self, method: str, metadata: Any) -> str:
         """Set the correlation id and the actor of this call; raise Refused otherwise."""
         headers = metadata or ()
+        # The caller's correlation id, else its W3C trace context: the events a call causes
+        # carry it, so a subscriber can follow a change back to the call and its trace.
         supplied = next((value for key, value in headers if key == CORRELATION_HEADER), None)
+        if supplied is None:
+            supplied = next((value for key, value in headers if key == TRACEPARENT_HEADER), None)
         correlation = supplied if isinstance(supplied, str) and 0 < len(supplied) <= 200 else uuid.uuid4().hex
         core_context.correlation_id.set(correlation)
         try:
@@ -214,9 +219,9 @@ class CallGuard:
         max_wait_s = self._max_wait_s
 
         async def guarded(request: Any, context: Any) -> Any:
-            # A fresh context per call: the correlation id and actor set in the worker thread
-            # belong to this call alone.
-            call = contextvars.Context().run
+            # A copy of this call's context (its trace span, when tracing): the correlation id
+            # and actor set in the worker thread belong to this call alone.
+            call = contextvars.copy_context().run
             remaining = context.time_remaining()
             wait = max_wait_s if remaining is None else min(max_wait_s, remaining - DEADLINE_MARGIN_S)
             work = asyncio.get_running_loop().run_in_executor(executor, call, run, request, context)
