@@ -28,10 +28,6 @@ class Actor:
     roles: frozenset[str]
     display_name: str | None = None
 
-    def has_role(self, role: Role) -> bool:
-        """True when the actor holds ``role``."""
-        return role.value in self.roles
-
 
 SYSTEM_ACTOR_ID = "system:jobtask"
 

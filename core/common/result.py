@@ -132,16 +132,6 @@ class OperationResult(Generic[T_co]):
         )
 
     @staticmethod
-    def already_exists(kind: str, resource_id: object, message: str = "") -> OperationResult[Never]:
-        """ALREADY_EXISTS for a resource that may exist only once."""
-        return OperationResult.failure(
-            ErrorCode.ALREADY_EXISTS,
-            message or f"{kind} {resource_id} already exists",
-            resource=kind,
-            id=str(resource_id),
-        )
-
-    @staticmethod
     def denied(action: str, kind: str, resource_id: object, actor_id: str) -> OperationResult[Never]:
         """PERMISSION_DENIED: the actor may read the resource but not do ``action`` to it."""
         return OperationResult.failure(

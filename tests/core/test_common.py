@@ -34,7 +34,6 @@ class TestOperationResult:
         ("result", "code"),
         [
             (OperationResult.invalid_argument("f", "bad"), ErrorCode.INVALID_ARGUMENT),
-            (OperationResult.already_exists("job", 1), ErrorCode.ALREADY_EXISTS),
             (OperationResult.denied("start", "job", 1, "ann"), ErrorCode.PERMISSION_DENIED),
             (OperationResult.unauthenticated("who?"), ErrorCode.UNAUTHENTICATED),
             (OperationResult.illegal_transition("job", 1, "A", "B"), ErrorCode.FAILED_PRECONDITION),
@@ -159,5 +158,4 @@ class TestAccess:
 
     def test_the_system_actor(self) -> None:
         actor = system_actor("t")
-        assert actor.has_role(Role.SYSTEM)
-        assert not actor.has_role(Role.ADMIN)
+        assert actor.roles == {Role.SYSTEM.value}
