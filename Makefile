@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test migrate bench gen protolint contract clean
+.PHONY: run test migrate bench gen protolint contract client clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ protolint:
 		&& npx buf breaking --against contract/jobtask-v1.binpb \
 		&& echo "buf lint, buf format and buf breaking: clean"; \
 	else echo "npm not found: buf lint skipped"; fi
+
+# The stubs-only client package (jobtask-api: jobtask.v1 and the protos) into dist/.
+client: $(STAMP)
+	$(BIN)/python clients/python/build.py dist
 
 # Record the current protos as the released contract that `buf breaking` compares with:
 # run it when a release ships (a breaking change then needs a new package, jobtask.v2).
