@@ -110,17 +110,34 @@ def json_option(function: Callable[P, R]) -> Callable[P, R]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
-    "--server", envvar="JOBTASK_SERVER", default=DEFAULT_SERVER, show_default=True, help="host:port"
+    "--server",
+    envvar="JOBTASK_SERVER",
+    show_envvar=True,
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="host:port",
 )
-@click.option("--token", envvar="JOBTASK_TOKEN", help="bearer JWT (see 'jobtask token mint')")
-@click.option("--actor", envvar="JOBTASK_ACTOR", help="actor id, for a server in header mode")
-@click.option("--tenant", envvar="JOBTASK_TENANT", help="tenant, for a server in header mode")
-@click.option("--roles", envvar="JOBTASK_ROLES", default="", help="comma-separated roles, header mode")
+@click.option(
+    "--token", envvar="JOBTASK_TOKEN", show_envvar=True, help="bearer JWT (see 'jobtask token mint')"
+)
+@click.option(
+    "--actor", envvar="JOBTASK_ACTOR", show_envvar=True, help="actor id, for a server in header mode"
+)
+@click.option(
+    "--tenant", envvar="JOBTASK_TENANT", show_envvar=True, help="tenant, for a server in header mode"
+)
+@click.option(
+    "--roles", envvar="JOBTASK_ROLES", show_envvar=True, default="", help="comma-separated roles, header mode"
+)
 @click.option("--json", "json_output", is_flag=True, help="print JSON instead of tables")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds per call")
-@click.option("--ca-file", envvar="JOBTASK_CA_FILE", help="PEM CA to trust: talk TLS to the server")
-@click.option("--cert-file", envvar="JOBTASK_CERT_FILE", help="PEM client certificate, for mutual TLS")
-@click.option("--key-file", envvar="JOBTASK_KEY_FILE", help="PEM key of --cert-file")
+@click.option(
+    "--ca-file", envvar="JOBTASK_CA_FILE", show_envvar=True, help="PEM CA to trust: talk TLS to the server"
+)
+@click.option(
+    "--cert-file", envvar="JOBTASK_CERT_FILE", show_envvar=True, help="PEM client certificate, for mutual TLS"
+)
+@click.option("--key-file", envvar="JOBTASK_KEY_FILE", show_envvar=True, help="PEM key of --cert-file")
 @click.version_option(package_name="jobtask")
 @click.pass_context
 def cli(
