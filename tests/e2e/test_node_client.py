@@ -104,3 +104,29 @@ def test_the_node_worker_of_the_client_docs_claims_and_completes(
         assert done.result.message == f"{job.name} done by node"
         runs = jobs.ListJobRuns(jobs_pb2.ListJobRunsRequest(job_id=job.id), metadata=owner).runs
         assert runs[0].worker_id.startswith("node:")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed on this machine")
+def test_the_node_error_decoding_of_the_client_docs_reads_the_operation_result(server: ServerThread) -> None:
+    """The decoding example printed in docs/client-authors.md, run as it stands."""
+    if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        pytest.fail("node_modules is missing: `make test` installs it with `npm ci`")
+    assert server.running is not None and NODE is not None
+    docs = (ROOT / "docs" / "client-authors.md").read_text()
+    code = docs.split("<!-- errors.mjs -->\n```js\n", 1)[1].split("```", 1)[0]
+    script = ROOT / "node_modules" / ".cache" / "jobtask-docs-errors.mjs"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(code)
+    env = {
+        **os.environ,
+        "JOBTASK_SERVER": f"127.0.0.1:{server.running.port}",
+        "JOBTASK_TOKEN": mint("node", roles=("member",)),
+        "JOBTASK_PROTOS": str(ROOT / "protos"),
+    }
+    finished = subprocess.run(
+        [NODE, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads(finished.stdout)
+    assert report["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v["field"] for v in report["violations"]] == ["job.schedule.cron.time_zone"]
