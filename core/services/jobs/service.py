@@ -6,17 +6,18 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Never
+from typing import Final, Never
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
 from core.common.clock import Clock, SystemClock
-from core.common.errors import ConflictError, guarded_change
+from core.common.errors import guarded_change
 from core.common.ids import new_id
 from core.common.pagination import Page
 from core.common.result import ErrorCode, FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
+from core.services import changes
 from core.services.jobs import permissions, types
 from core.services.jobs.types import (
     Claim,
@@ -40,8 +41,13 @@ from core.services.unit_of_work import Fence, UnitOfWork, UnitOfWorkFactory
 ERROR_MAX = 10_000
 REASON_MAX = 1_000
 
-# What a lifecycle step decides: the job after it, and the events it emits.
-Decision = OperationResult[tuple[Job, list[Event]]]
+# What a lifecycle step decides: the job after it (the same object: no change), and the
+# events it emits.
+Step = OperationResult[tuple[Job, list[Event]]]
+
+JOBS: Final[changes.Kind[Job]] = changes.Kind(
+    "job", lambda uow: uow.jobs, permissions.can_read, permissions.can
+)
 
 
 class JobService:
@@ -76,16 +82,7 @@ class JobService:
             return OperationResult.invalid(*violations)
         if not permissions.may_ever(actor, permissions.CREATE):
             return OperationResult.denied("create", "job", "in tenant " + actor.tenant, actor.id)
-        try:
-            return self._create(actor, job)
-        except ConflictError:
-            # A concurrent retry with the same request id won the insert: answer with its job.
-            assert job.request_id is not None
-            with self._uow(read_only=True) as uow:
-                existing = uow.jobs.get_by_request_id(actor.tenant, actor.id, job.request_id)
-            if existing is None:
-                raise
-            return OperationResult.success(existing)
+        return changes.create_once(self._uow, JOBS, actor, job.request_id, lambda: self._create(actor, job))
 
     def _create(self, actor: Actor, spec: JobCreate) -> OperationResult[Job]:
         now = self._clock.now()
@@ -138,7 +135,7 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             changed = {name: value for name, value in changes.items() if getattr(job, name) != value}
             if not changed:
                 return OperationResult.success((job, []))
@@ -164,7 +161,7 @@ class JobService:
         def attempt() -> OperationResult[Job]:
             with self._uow() as uow:
                 job = uow.jobs.get(actor.tenant, job_id)
-                refused = self._refuse(actor, job_id, job, permissions.DELETE, expected_version)
+                refused = changes.refusal(JOBS, actor, job_id, job, permissions.DELETE, expected_version)
                 if refused is not None:
                     return refused
                 assert job is not None
@@ -223,7 +220,7 @@ class JobService:
             if violations:
                 return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             chosen = schedule or job.schedule
             if chosen is None:
                 return OperationResult.invalid_argument("schedule", "is required: the job has no schedule")
@@ -257,7 +254,7 @@ class JobService:
         Two workers racing for one job: exactly one wins, the other gets ABORTED.
         """
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             started = _started(job, actor, now)
             if not started.ok:
                 return started.as_failure()
@@ -336,7 +333,7 @@ class JobService:
         released = []
         for claim in claims:
 
-            def decide(uow: UnitOfWork, job: Job, now: datetime, claim: Claim = claim) -> Decision:
+            def decide(uow: UnitOfWork, job: Job, now: datetime, claim: Claim = claim) -> Step:
                 held = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
                 if held is None or held.id != claim.run.id:
                     return OperationResult.success((job, []))
@@ -395,9 +392,9 @@ class JobService:
             now = self._clock.now()
             with self._uow() as uow:
                 job = uow.jobs.get(actor.tenant, job_id)
-                refused = self._refuse(actor, job_id, job, permissions.HEARTBEAT, None)
+                refused = changes.refusal(JOBS, actor, job_id, job, permissions.HEARTBEAT, None)
                 if refused is not None:
-                    return refused.as_failure()
+                    return refused
                 assert job is not None
                 held = uow.jobs.open_run(job.id)
                 if held is None or held.id != run_id or not held.claimed:
@@ -449,7 +446,7 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             held = _holding_run(uow, job, run_id)
             if not held.ok:
                 return held.as_failure()
@@ -509,7 +506,7 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             held = _holding_run(uow, job, run_id)
             if not held.ok:
                 return held.as_failure()
@@ -533,7 +530,7 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             run = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
             if run is not None and run.claimed:
                 if job.cancel_requested:
@@ -607,7 +604,7 @@ class JobService:
     def _set_paused(
         self, actor: Actor, job_id: uuid.UUID, *, paused: bool, expected_version: int | None
     ) -> OperationResult[Job]:
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             if job.paused is paused:
                 return OperationResult.success((job, []))
             after = job.changed(at=now, paused=paused)
@@ -622,7 +619,7 @@ class JobService:
     ) -> OperationResult[Job]:
         """Promote a SCHEDULED job (paused or not) to PENDING at once; emits job.status_changed."""
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Decision:
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
             if job.status is JobStatus.PENDING:
                 return OperationResult.success((job, []))
             return self._promoted(job, now, actor, reason="run now")
@@ -676,8 +673,8 @@ class JobService:
 
     def _reap_if_expired(
         self, actor: Actor, expired: JobRun, fence: Fence | None
-    ) -> Callable[[UnitOfWork, Job, datetime], Decision]:
-        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Decision:
+    ) -> Callable[[UnitOfWork, Job, datetime], Step]:
+        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Step:
             held = uow.jobs.open_run(job.id)
             if held is None or held.id != expired.id:
                 return OperationResult.success((job, []))
@@ -718,8 +715,8 @@ class JobService:
 
     def _promote_if_due(
         self, actor: Actor, fence: Fence | None
-    ) -> Callable[[UnitOfWork, Job, datetime], Decision]:
-        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Decision:
+    ) -> Callable[[UnitOfWork, Job, datetime], Step]:
+        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Step:
             still_due = job.status is JobStatus.SCHEDULED and not job.paused
             if not still_due or job.next_run_at is None or job.next_run_at > at:
                 return OperationResult.success((job, []))
@@ -729,7 +726,7 @@ class JobService:
 
         return decide
 
-    def _promoted(self, job: Job, now: datetime, actor: Actor, *, reason: str) -> Decision:
+    def _promoted(self, job: Job, now: datetime, actor: Actor, *, reason: str) -> Step:
         moved = job.transition(JobCall.PROMOTE, JobStatus.PENDING, at=now)
         if not moved.ok:
             return moved.as_failure()
@@ -860,41 +857,20 @@ class JobService:
         job_id: uuid.UUID,
         action: str,
         expected_version: int | None,
-        decide: Callable[[UnitOfWork, Job, datetime], Decision],
+        step: Callable[[UnitOfWork, Job, datetime], Step],
     ) -> OperationResult[Job]:
-        """Load, authorize, decide, persist with the version check, record events, commit."""
+        """The shared change (core/services/changes.py) of one job through ``step``."""
 
-        def attempt() -> OperationResult[Job]:
-            with self._uow() as uow:
-                job = uow.jobs.get(actor.tenant, job_id)
-                refused = self._refuse(actor, job_id, job, action, expected_version)
-                if refused is not None:
-                    return refused
-                assert job is not None
-                decided = decide(uow, job, self._clock.now())
-                if not decided.ok:
-                    return decided.as_failure()
-                after, emitted = decided.value
-                if after is job:
-                    return OperationResult.success(job)
-                uow.jobs.save(after, expected_version=job.version)
-                uow.events.append(*emitted)
-                uow.commit()
-            return OperationResult.success(after)
+        def decide(uow: UnitOfWork, job: Job, now: datetime) -> OperationResult[changes.Change[Job]]:
+            stepped = step(uow, job, now)
+            if not stepped.ok:
+                return stepped.as_failure()
+            after, emitted = stepped.value
+            return OperationResult.success(
+                changes.Change.nothing(job) if after is job else changes.Change.of(job, after, emitted)
+            )
 
-        return guarded_change("job", job_id, attempt, unconditional=expected_version is None)
-
-    @staticmethod
-    def _refuse(
-        actor: Actor, job_id: uuid.UUID, job: Job | None, action: str, expected_version: int | None
-    ) -> OperationResult[Job] | None:
-        if job is None or not permissions.can_read(actor, job):
-            return OperationResult.not_found("job", job_id)
-        if not permissions.can(actor, action, job):
-            return OperationResult.denied(action, "job", job_id, actor.id)
-        if expected_version is not None and expected_version != job.version:
-            return OperationResult.aborted("job", job_id, expected_version, job.version)
-        return None
+        return changes.change(self._uow, self._clock, JOBS, actor, job_id, action, expected_version, decide)
 
     def _decided(
         self,
@@ -903,7 +879,7 @@ class JobService:
         *,
         actor: Actor,
         status_from: Job | None = None,
-    ) -> Decision:
+    ) -> Step:
         """The job after a step, its specific event and job.status_changed when it moved."""
         emitted = [self._event(specific[0], specific[1], actor, after)]
         if status_from is not None and status_from.status is not after.status:
@@ -925,7 +901,7 @@ class JobService:
         actor: Actor,
         event: JobEventType,
         reaping: bool = False,
-    ) -> Decision:
+    ) -> Step:
         """The job after its running attempt failed: retried per its policy, or FAILED, or
         CANCELLED when its cancellation was requested."""
         if job.cancel_requested and job.status is JobStatus.RUNNING:
@@ -966,7 +942,7 @@ class JobService:
         *,
         actor: Actor,
         reaping: bool = False,
-    ) -> Decision:
+    ) -> Step:
         moved = job.transition(JobCall.CANCEL, JobStatus.CANCELLED, at=now, finished_at=now, next_run_at=None)
         if not moved.ok:
             return moved.as_failure()

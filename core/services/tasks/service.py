@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
 from core.common.clock import Clock, SystemClock
-from core.common.errors import ConflictError, guarded_change
+from core.common.errors import guarded_change
 from core.common.ids import new_id
 from core.common.pagination import Page
 from core.common.result import FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
+from core.services import changes
 from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions, types
 from core.services.tasks.types import (
@@ -29,9 +31,13 @@ from core.services.tasks.types import (
 )
 from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
-# A change decides the tasks it writes (each with the version it was read at) and its events.
-Change = tuple[Task, list[tuple[Task, int]], list[Event]]
-Decision = OperationResult[Change]
+# What a step decides: the task after it, the tasks it writes (each with the version it was
+# read at: a cascade writes several) and its events.
+Decision = OperationResult[changes.Change[Task]]
+
+TASKS: Final[changes.Kind[Task]] = changes.Kind(
+    "task", lambda uow: uow.tasks, permissions.can_read, permissions.can
+)
 
 
 class TaskService:
@@ -70,16 +76,9 @@ class TaskService:
             return OperationResult.invalid(*violations)
         if not permissions.may_ever(actor, permissions.CREATE):
             return OperationResult.denied("create", "task", "in tenant " + actor.tenant, actor.id)
-        try:
-            return self._insert(actor, spec, parent_id)
-        except ConflictError:
-            # A concurrent retry with the same request id won the insert: answer with its task.
-            assert spec.request_id is not None
-            with self._uow(read_only=True) as uow:
-                existing = uow.tasks.get_by_request_id(actor.tenant, actor.id, spec.request_id)
-            if existing is None:
-                raise
-            return OperationResult.success(existing)
+        return changes.create_once(
+            self._uow, TASKS, actor, spec.request_id, lambda: self._insert(actor, spec, parent_id)
+        )
 
     def _insert(self, actor: Actor, spec: TaskCreate, parent_id: uuid.UUID | None) -> OperationResult[Task]:
         now = self._clock.now()
@@ -199,23 +198,23 @@ class TaskService:
         self, actor: Actor, task_id: uuid.UUID, updates: TaskUpdate, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
         """Change the fields ``updates`` sets; a status change moves OPEN <-> IN_PROGRESS."""
-        changes = updates.changes()
+        asked = updates.changes()
         violations = types.field_violations(
             **{
                 k: v
-                for k, v in changes.items()
+                for k, v in asked.items()
                 if k in {"title", "description", "priority", "labels", "due_at"}
             }
         )
-        if "status" in changes and changes["status"] not in set(TaskStatus):
+        if "status" in asked and asked["status"] not in set(TaskStatus):
             violations.append(FieldViolation("status", f"must be one of {', '.join(TaskStatus)}"))
         if violations:
             return OperationResult.invalid(*violations)
 
         def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
-            changed = {name: value for name, value in changes.items() if getattr(task, name) != value}
+            changed = {name: value for name, value in asked.items() if getattr(task, name) != value}
             if not changed:
-                return OperationResult.success((task, [], []))
+                return OperationResult.success(changes.Change.nothing(task))
             if "status" in changed:
                 moved = task.transition(TaskCall.UPDATE, TaskStatus(changed.pop("status")), at=now, **changed)
                 if not moved.ok:
@@ -229,7 +228,7 @@ class TaskService:
                 emitted.append(
                     self._event(TaskEventType.STATUS_CHANGED, types.status_event(task, after), actor, after)
                 )
-            return OperationResult.success((after, [(after, task.version)], emitted))
+            return OperationResult.success(changes.Change.of(task, after, emitted))
 
         return self._change(actor, task_id, permissions.UPDATE, expected_version, decide)
 
@@ -243,7 +242,7 @@ class TaskService:
 
         def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
             if task.assignee == assignee:
-                return OperationResult.success((task, [], []))
+                return OperationResult.success(changes.Change.nothing(task))
             if not task.is_open:
                 return OperationResult.failed_precondition(
                     f"task {task.id} is {task.status}: reopen it before assigning it",
@@ -252,7 +251,7 @@ class TaskService:
             after = task.changed(at=now, assignee=assignee)
             payload = _assign_payload(task.assignee, after)
             return OperationResult.success(
-                (after, [(after, task.version)], [self._event(TaskEventType.ASSIGNED, payload, actor, after)])
+                changes.Change.of(task, after, [self._event(TaskEventType.ASSIGNED, payload, actor, after)])
             )
 
         return self._change(actor, task_id, permissions.ASSIGN, expected_version, decide)
@@ -278,13 +277,8 @@ class TaskService:
                     open_subtask_count=len(still_open),
                 )
             after = moved.value
-            return OperationResult.success(
-                (
-                    after,
-                    [(after, task.version)],
-                    self._status_events(TaskEventType.COMPLETED, task, after, actor),
-                )
-            )
+            events = self._status_events(TaskEventType.COMPLETED, task, after, actor)
+            return OperationResult.success(changes.Change.of(task, after, events))
 
         return self._change(actor, task_id, permissions.COMPLETE, expected_version, decide)
 
@@ -315,7 +309,7 @@ class TaskService:
                     emitted += self._status_events(
                         TaskEventType.CANCELLED, below, cancelled, actor, cascade_reason
                     )
-            return OperationResult.success((after, writes, emitted))
+            return OperationResult.success(changes.Change(after, writes, emitted))
 
         return self._change(actor, task_id, permissions.CANCEL, expected_version, decide)
 
@@ -332,7 +326,7 @@ class TaskService:
                 return moved.as_failure()
             after = moved.value
             event = self._event(TaskEventType.STATUS_CHANGED, types.status_event(task, after), actor, after)
-            return OperationResult.success((after, [(after, task.version)], [event]))
+            return OperationResult.success(changes.Change.of(task, after, [event]))
 
         return self._change(actor, task_id, permissions.REOPEN, expected_version, decide)
 
@@ -344,7 +338,7 @@ class TaskService:
         def attempt() -> OperationResult[Task]:
             with self._uow() as uow:
                 task = uow.tasks.get(actor.tenant, task_id)
-                refused = _refuse(actor, task_id, task, permissions.DELETE, expected_version)
+                refused = changes.refusal(TASKS, actor, task_id, task, permissions.DELETE, expected_version)
                 if refused is not None:
                     return refused
                 assert task is not None
@@ -394,28 +388,8 @@ class TaskService:
         expected_version: int | None,
         decide: Callable[[UnitOfWork, Task, datetime], Decision],
     ) -> OperationResult[Task]:
-        """Load, authorize, decide, persist with version checks, record events, commit."""
-
-        def attempt() -> OperationResult[Task]:
-            with self._uow() as uow:
-                task = uow.tasks.get(actor.tenant, task_id)
-                refused = _refuse(actor, task_id, task, action, expected_version)
-                if refused is not None:
-                    return refused
-                assert task is not None
-                decided = decide(uow, task, self._clock.now())
-                if not decided.ok:
-                    return decided.as_failure()
-                after, writes, emitted = decided.value
-                if not writes:
-                    return OperationResult.success(task)
-                for changed, read_version in writes:
-                    uow.tasks.save(changed, expected_version=read_version)
-                uow.events.append(*emitted)
-                uow.commit()
-            return OperationResult.success(after)
-
-        return guarded_change("task", task_id, attempt, unconditional=expected_version is None)
+        """The shared change (core/services/changes.py) of one task (and the tasks it cascades to)."""
+        return changes.change(self._uow, self._clock, TASKS, actor, task_id, action, expected_version, decide)
 
     def _status_events(
         self, specific: TaskEventType, before: Task, after: Task, actor: Actor, reason: str = ""
@@ -431,18 +405,6 @@ class TaskService:
         return new_event(
             event_type, payload, actor=actor, clock=self._clock, resource_id=task.id, job_id=task.job_id
         )
-
-
-def _refuse(
-    actor: Actor, task_id: uuid.UUID, task: Task | None, action: str, expected_version: int | None
-) -> OperationResult[Task] | None:
-    if task is None or not permissions.can_read(actor, task):
-        return OperationResult.not_found("task", task_id)
-    if not permissions.can(actor, action, task):
-        return OperationResult.denied(action, "task", task_id, actor.id)
-    if expected_version is not None and expected_version != task.version:
-        return OperationResult.aborted("task", task_id, expected_version, task.version)
-    return None
 
 
 def _assign_payload(old_assignee: str | None, task: Task) -> types.TaskAssignEvent:
