@@ -22,9 +22,7 @@ def build(dist: Path) -> Path:
         shutil.copy(HERE / "pyproject.toml", project)
         shutil.copy(HERE / "README.md", project)
         package = project / "jobtask"
-        shutil.copytree(
-            ROOT / "generated" / "jobtask", package, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(ROOT / "generated" / "jobtask", package, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(ROOT / "protos", package / "protos")
         (package / "py.typed").touch()
         before = set(dist.glob("jobtask_api-*.whl"))
