@@ -279,6 +279,7 @@ async def start_server(
     app.bus.subscribe("job.*", runnable.on_event)
     jobs_servicer = JobServicer(
         jobs=app.jobs,
+        tasks=app.tasks,
         authenticator=app.authenticator,
         runnable=runnable,
         executor=app.executor,

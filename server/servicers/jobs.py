@@ -16,6 +16,7 @@ from core.services.jobs import types
 from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.service import JobService
 from core.services.jobs.types import Claim
+from core.services.tasks.service import TaskService
 from server import auth
 from server.conversions import jobs as convert
 from server.conversions import tasks as task_convert
@@ -37,12 +38,15 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
         *,
         jobs: JobService,
         authenticator: auth.Authenticator,
+        tasks: TaskService | None = None,
         runnable: RunnableJobs | None = None,
         executor: Executor | None = None,
         claimed: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(authenticator=authenticator)
         self._jobs = jobs
+        # LinkTask and UnlinkTask are JobService RPCs that change tasks: TaskService's rules.
+        self._tasks = tasks or TaskService(uow=jobs.uow)
         self._runnable = runnable or RunnableJobs()
         self._executor = executor
         # Hears how many jobs each ClaimJobs handed out (the metrics).
@@ -325,7 +329,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
     def LinkTask(self, request: jobs_pb2.LinkTaskRequest, context: Any) -> jobs_pb2.LinkTaskResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.LinkTaskResponse]:
             job_id, task_id = require_uuid("job_id", request.job_id), require_uuid("task_id", request.task_id)
-            linked = self._jobs.link_task(actor, job_id, task_id, expected_version=parse_etag(request.etag))
+            linked = self._tasks.link_task(actor, job_id, task_id, expected_version=parse_etag(request.etag))
             return linked.map(lambda t: jobs_pb2.LinkTaskResponse(task=task_convert.task_to_proto(t)))
 
         return self._answer(context, jobs_pb2.LinkTaskResponse, work)
@@ -333,7 +337,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
     def UnlinkTask(self, request: jobs_pb2.UnlinkTaskRequest, context: Any) -> jobs_pb2.UnlinkTaskResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.UnlinkTaskResponse]:
             job_id, task_id = require_uuid("job_id", request.job_id), require_uuid("task_id", request.task_id)
-            unlinked = self._jobs.unlink_task(
+            unlinked = self._tasks.unlink_task(
                 actor, job_id, task_id, expected_version=parse_etag(request.etag)
             )
             return unlinked.map(lambda t: jobs_pb2.UnlinkTaskResponse(task=task_convert.task_to_proto(t)))

@@ -84,11 +84,11 @@ class TestCounters:
         loose = services.tasks.create_task(ann, TaskCreate(title="loose")).value
         services.tasks.create_subtask(ann, loose.id, TaskCreate(title="below"))
         services.tasks.complete_task(ann, tasks[2].id)
-        services.jobs.link_task(ann, job.id, loose.id)
+        services.tasks.link_task(ann, job.id, loose.id)
         services.reactor.run_until_idle()
         assert counters(services, ann, job) == (4, 1)
 
-        services.jobs.unlink_task(ann, job.id, loose.id)
+        services.tasks.unlink_task(ann, job.id, loose.id)
         services.reactor.run_until_idle()
         assert counters(services, ann, job) == (2, 1)
 
@@ -193,24 +193,24 @@ class TestLinkPermissions:
         held = services.tasks.create_task(bob, TaskCreate(title="h", assignee="ann")).value
 
         assert (
-            services.jobs.link_task(ann, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
+            services.tasks.link_task(ann, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
         )  # cannot read job
         assert (
-            services.jobs.link_task(bob, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
+            services.tasks.link_task(bob, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
         )  # cannot read task
-        assert services.jobs.link_task(viewer, job.id, task.id).code is ErrorCode.PERMISSION_DENIED
-        assert services.jobs.link_task(stranger, job.id, task.id).code is ErrorCode.NOT_FOUND
-        assert services.jobs.link_task(ann, job.id, uuid.uuid4()).code is ErrorCode.NOT_FOUND
-        assert services.jobs.link_task(ann, job.id, task.id, expected_version=5).code is ErrorCode.ABORTED
-        assert services.jobs.link_task(ann, job.id, held.id).value.job_id == job.id  # assignee may update
-        linked = services.jobs.link_task(ann, job.id, task.id).value
-        assert services.jobs.link_task(ann, job.id, task.id).value == linked  # already there: nothing to do
-        assert services.jobs.link_task(ops, bobs_job.id, task.id).code is ErrorCode.PERMISSION_DENIED
+        assert services.tasks.link_task(viewer, job.id, task.id).code is ErrorCode.PERMISSION_DENIED
+        assert services.tasks.link_task(stranger, job.id, task.id).code is ErrorCode.NOT_FOUND
+        assert services.tasks.link_task(ann, job.id, uuid.uuid4()).code is ErrorCode.NOT_FOUND
+        assert services.tasks.link_task(ann, job.id, task.id, expected_version=5).code is ErrorCode.ABORTED
+        assert services.tasks.link_task(ann, job.id, held.id).value.job_id == job.id  # assignee may update
+        linked = services.tasks.link_task(ann, job.id, task.id).value
+        assert services.tasks.link_task(ann, job.id, task.id).value == linked  # already there: nothing to do
+        assert services.tasks.link_task(ops, bobs_job.id, task.id).code is ErrorCode.PERMISSION_DENIED
         admin = Actor(id="root", tenant="acme", roles=frozenset({"admin"}))
-        elsewhere = services.jobs.link_task(admin, bobs_job.id, task.id)
+        elsewhere = services.tasks.link_task(admin, bobs_job.id, task.id)
         assert elsewhere.code is ErrorCode.FAILED_PRECONDITION
         assert elsewhere.error.details == {"job_id": str(job.id)}
-        assert services.jobs.unlink_task(ann, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
+        assert services.tasks.unlink_task(ann, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
 
     def test_subtasks_follow_their_parent_and_listing(
         self, services: Services, ann: Actor, ops: Actor
@@ -218,15 +218,15 @@ class TestLinkPermissions:
         job = services.jobs.create_job(ann, JobCreate(name="j", kind="k")).value
         root = services.tasks.create_task(ann, TaskCreate(title="r")).value
         child = services.tasks.create_subtask(ann, root.id, TaskCreate(title="c")).value
-        assert services.jobs.link_task(ann, job.id, child.id).code is ErrorCode.FAILED_PRECONDITION
-        services.jobs.link_task(ann, job.id, root.id)
+        assert services.tasks.link_task(ann, job.id, child.id).code is ErrorCode.FAILED_PRECONDITION
+        services.tasks.link_task(ann, job.id, root.id)
         page = services.jobs.get_job_tasks(ann, job.id, page_size=1).value
         rest = services.jobs.get_job_tasks(ann, job.id, page_size=1, page_token=page.next_page_token).value
         assert [t.id for t in [*page.items, *rest.items]] == [root.id, child.id]
         assert services.jobs.get_job_tasks(ann, job.id, page_token="x").code is ErrorCode.INVALID_ARGUMENT
         other_job = services.jobs.create_job(ann, JobCreate(name="o", kind="k")).value
-        assert services.jobs.unlink_task(ann, other_job.id, root.id).code is ErrorCode.FAILED_PRECONDITION
-        unlinked = services.jobs.unlink_task(ann, job.id, root.id).value
+        assert services.tasks.unlink_task(ann, other_job.id, root.id).code is ErrorCode.FAILED_PRECONDITION
+        unlinked = services.tasks.unlink_task(ann, job.id, root.id).value
         assert unlinked.job_id is None
         assert services.tasks.get_task(ann, child.id).value.job_id is None
         bob = Actor(id="bob", tenant="acme", roles=frozenset({"member"}))

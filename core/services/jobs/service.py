@@ -35,7 +35,7 @@ from core.services.jobs.types import (
     Schedule,
 )
 from core.services.tasks import permissions as task_permissions
-from core.services.tasks.types import Task, TaskEventType, TaskFilters, TaskLinkEvent
+from core.services.tasks.types import Task, TaskFilters, TaskLinkEvent
 from core.services.unit_of_work import Fence, UnitOfWork, UnitOfWorkFactory
 
 ERROR_MAX = 10_000
@@ -56,6 +56,11 @@ class JobService:
     def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock | None = None) -> None:
         self._uow = uow
         self._clock = clock or SystemClock()
+
+    @property
+    def uow(self) -> UnitOfWorkFactory:
+        """The units of work this service runs in."""
+        return self._uow
 
     # -- CRUD -------------------------------------------------------------------------
 
@@ -763,69 +768,6 @@ class JobService:
             )
         return OperationResult.success(pagination.make_page(rows, request, fingerprint))
 
-    def link_task(
-        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
-    ) -> OperationResult[Task]:
-        """Put a top-level task (and its subtasks) in the job; emits task.linked for each."""
-        return self._relink(actor, job_id, task_id, link=True, expected_version=expected_version)
-
-    def unlink_task(
-        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
-    ) -> OperationResult[Task]:
-        """Take a top-level task (and its subtasks) out of the job; emits task.unlinked for each."""
-        return self._relink(actor, job_id, task_id, link=False, expected_version=expected_version)
-
-    def _relink(
-        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, link: bool, expected_version: int | None
-    ) -> OperationResult[Task]:
-        def attempt() -> OperationResult[Task]:
-            with self._uow() as uow:
-                job = uow.jobs.get(actor.tenant, job_id)
-                if job is None or not permissions.can_read(actor, job):
-                    return OperationResult.not_found("job", job_id)
-                task = uow.tasks.get(actor.tenant, task_id)
-                if task is None or not task_permissions.can_read(actor, task):
-                    return OperationResult.not_found("task", task_id)
-                if not task_permissions.can(actor, task_permissions.UPDATE, task):
-                    return OperationResult.denied("link" if link else "unlink", "task", task_id, actor.id)
-                if expected_version is not None and expected_version != task.version:
-                    return OperationResult.aborted("task", task_id, expected_version, task.version)
-                refused = _relink_refusal(task, job_id, link=link)
-                if refused is not None:
-                    return refused
-                if task.job_id == (job_id if link else None):
-                    return OperationResult.success(task)
-                now = self._clock.now()
-                event_type = TaskEventType.LINKED if link else TaskEventType.UNLINKED
-                moved = []
-                for member in [task, *uow.tasks.descendants(task.tenant, task.id)]:
-                    after = member.changed(at=now, job_id=job_id if link else None)
-                    uow.tasks.save(after, expected_version=member.version)
-                    payload = TaskLinkEvent(
-                        task_id=after.id,
-                        owner=after.owner,
-                        assignee=after.assignee,
-                        status=after.status,
-                        job_id=job_id,
-                        version=after.version,
-                        owners_above=after.owners_above,
-                    )
-                    uow.events.append(
-                        new_event(
-                            event_type,
-                            payload,
-                            actor=actor,
-                            clock=self._clock,
-                            resource_id=after.id,
-                            job_id=job_id,
-                        )
-                    )
-                    moved.append(after)
-                uow.commit()
-            return OperationResult.success(moved[0])
-
-        return guarded_change("task", task_id, attempt, unconditional=expected_version is None)
-
     # -- reactions to task events (durable, driven from the event log) ---------------------
 
     def reactions(self) -> list[Reaction]:
@@ -1081,21 +1023,6 @@ def _kind_violations(kind: str) -> list[FieldViolation]:
     if types.KIND.match(kind):
         return []
     return [FieldViolation("kinds", f"{kind[:100]!r} is not a job kind")]
-
-
-def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationResult[Never] | None:
-    if task.parent_id is not None:
-        return OperationResult.failed_precondition(
-            f"task {task.id} is a subtask: it follows the job of its parent {task.parent_id}",
-            parent_id=str(task.parent_id),
-        )
-    if link and task.job_id not in (None, job_id):
-        return OperationResult.failed_precondition(
-            f"task {task.id} belongs to job {task.job_id}: unlink it first", job_id=str(task.job_id)
-        )
-    if not link and task.job_id != job_id:
-        return OperationResult.failed_precondition(f"task {task.id} is not linked to job {job_id}")
-    return None
 
 
 def _filter_violations(filters: JobFilters) -> Sequence[FieldViolation]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Final, Never
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
@@ -353,6 +353,62 @@ class TaskService:
 
         return guarded_change("task", task_id, attempt, unconditional=expected_version is None)
 
+    # -- tasks in jobs ---------------------------------------------------------------------
+
+    def link_task(
+        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Put a top-level task (and its subtasks) in a job the actor may read; emits
+        task.linked for each. The actor must be able to update the task."""
+        return self._relink(actor, job_id, task_id, link=True, expected_version=expected_version)
+
+    def unlink_task(
+        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
+    ) -> OperationResult[Task]:
+        """Take a top-level task (and its subtasks) out of the job; emits task.unlinked for each."""
+        return self._relink(actor, job_id, task_id, link=False, expected_version=expected_version)
+
+    def _relink(
+        self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, link: bool, expected_version: int | None
+    ) -> OperationResult[Task]:
+        event_type = TaskEventType.LINKED if link else TaskEventType.UNLINKED
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+            job = uow.jobs.get(actor.tenant, job_id)
+            if job is None or not job_permissions.can_read(actor, job):
+                return OperationResult.not_found("job", job_id)
+            refused = _relink_refusal(task, job_id, link=link)
+            if refused is not None:
+                return refused
+            if task.job_id == (job_id if link else None):
+                return OperationResult.success(changes.Change.nothing(task))
+            writes, emitted = [], []
+            for member in [task, *uow.tasks.descendants(task.tenant, task.id)]:
+                after = member.changed(at=now, job_id=job_id if link else None)
+                payload = types.TaskLinkEvent(
+                    task_id=after.id,
+                    owner=after.owner,
+                    assignee=after.assignee,
+                    status=after.status,
+                    job_id=job_id,
+                    version=after.version,
+                    owners_above=after.owners_above,
+                )
+                writes.append((after, member.version))
+                emitted.append(
+                    new_event(
+                        event_type,
+                        payload,
+                        actor=actor,
+                        clock=self._clock,
+                        resource_id=after.id,
+                        job_id=job_id,
+                    )
+                )
+            return OperationResult.success(changes.Change(writes[0][0], writes, emitted))
+
+        return self._change(actor, task_id, permissions.UPDATE, expected_version, decide)
+
     # -- reactions to job events (durable, driven from the event log) ---------------------
 
     def reactions(self) -> list[Reaction]:
@@ -405,6 +461,21 @@ class TaskService:
         return new_event(
             event_type, payload, actor=actor, clock=self._clock, resource_id=task.id, job_id=task.job_id
         )
+
+
+def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationResult[Never] | None:
+    if task.parent_id is not None:
+        return OperationResult.failed_precondition(
+            f"task {task.id} is a subtask: it follows the job of its parent {task.parent_id}",
+            parent_id=str(task.parent_id),
+        )
+    if link and task.job_id not in (None, job_id):
+        return OperationResult.failed_precondition(
+            f"task {task.id} belongs to job {task.job_id}: unlink it first", job_id=str(task.job_id)
+        )
+    if not link and task.job_id != job_id:
+        return OperationResult.failed_precondition(f"task {task.id} is not linked to job {job_id}")
+    return None
 
 
 def _assign_payload(old_assignee: str | None, task: Task) -> types.TaskAssignEvent:
