@@ -301,13 +301,14 @@ class TaskService:
             emitted = self._status_events(TaskEventType.CANCELLED, task, after, actor, reason)
             cascade_reason = reason or f"parent task {task.id} cancelled"
             for below in uow.tasks.descendants(task.tenant, task.id):
-                if below.is_open:
-                    cancelled = below.changed(
-                        at=now, status=TaskStatus.CANCELLED, cancel_reason=cascade_reason
-                    )
-                    writes.append((cancelled, below.version))
+                # Through the state machine: what it does not let cancel (closed tasks) stays.
+                cascaded = below.transition(
+                    TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=cascade_reason
+                )
+                if cascaded.ok:
+                    writes.append((cascaded.value, below.version))
                     emitted += self._status_events(
-                        TaskEventType.CANCELLED, below, cancelled, actor, cascade_reason
+                        TaskEventType.CANCELLED, below, cascaded.value, actor, cascade_reason
                     )
             return OperationResult.success(changes.Change(after, writes, emitted))
 
@@ -422,10 +423,13 @@ class TaskService:
         job_id = event.resource_id
         for task in work.tasks.by_job(event.tenant, job_id):
             if event.type == "job.cancelled":
-                if not task.is_open:
-                    continue
                 reason = f"job {job_id} cancelled"
-                after = task.changed(at=now, status=TaskStatus.CANCELLED, cancel_reason=reason)
+                cancelled = task.transition(
+                    TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=reason
+                )
+                if not cancelled.ok:
+                    continue  # closed already: the state machine leaves it
+                after = cancelled.value
                 work.tasks.save(after, expected_version=task.version)
                 work.events.append(*self._status_events(TaskEventType.CANCELLED, task, after, actor, reason))
             else:
