@@ -10,8 +10,9 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 from jobtask.v1 import common_pb2
 
+from core.common.jsonable import jsonable
 from core.common.result import ErrorCode, OperationError
-from server.conversions.common import json_safe, to_struct
+from server.conversions.common import to_struct
 
 # One row per ErrorCode; a test checks that every code has one.
 STATUS_BY_CODE: Final[dict[ErrorCode, grpc.StatusCode]] = {
@@ -42,7 +43,7 @@ def error_to_proto(error: OperationError) -> common_pb2.OperationResult:
         ],
     )
     if error.details:
-        message.details.CopyFrom(to_struct(json_safe(error.details)))
+        message.details.CopyFrom(to_struct(jsonable(error.details)))
     return message
 
 

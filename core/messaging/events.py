@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from core.common import context, ids
 from core.common.actor import Actor
 from core.common.clock import Clock
+from core.common.jsonable import jsonable
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +97,7 @@ def payload_class(event_type: str) -> type[Payload]:
 
 def encode_payload(payload: Payload) -> dict[str, Any]:
     """A JSON-ready dict of ``payload``."""
-    encoded = _encode(payload)
+    encoded = jsonable(payload)
     assert isinstance(encoded, dict)
     return encoded
 
@@ -106,24 +107,6 @@ def decode_payload(event_type: str, data: Mapping[str, Any]) -> Payload:
     decoded = _decode(payload_class(event_type), data)
     assert isinstance(decoded, Payload)
     return decoded
-
-
-def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, (tuple, list, frozenset)):
-        return [_encode(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): _encode(item) for key, item in value.items()}
-    return value
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from core.common.ids import parse_id
+from core.common.jsonable import jsonable
 from core.common.result import FieldViolation
 
 
@@ -104,7 +105,7 @@ def to_duration(value: timedelta) -> duration_pb2.Duration:
 def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     """A Struct of a JSON object."""
     struct = struct_pb2.Struct()
-    struct.update(json_safe(value))
+    struct.update(jsonable(value))
     return struct
 
 
@@ -124,19 +125,6 @@ def _whole_numbers(value: Any) -> Any:
         return {key: _whole_numbers(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_whole_numbers(item) for item in value]
-    return value
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with UUIDs, datetimes and enums turned into JSON scalars."""
-    if isinstance(value, Mapping):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(item) for item in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (uuid.UUID, datetime)):
-        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
     return value
 
 
