@@ -170,7 +170,7 @@ class CallGuard:
         try:
             actor = self._authenticator.authenticate(headers)
         except auth.Unauthenticated as exc:
-            raise Refused(OperationResult.unauthenticated(str(exc)).error) from None  # type: ignore[arg-type]
+            raise Refused(OperationResult.unauthenticated(str(exc)).reason) from None
         refusal = early_refusal(method, actor)
         if refusal is not None:
             raise Refused(refusal)
@@ -189,12 +189,12 @@ class CallGuard:
                 failed = OperationResult.unavailable("the database is unavailable; retry shortly")
             else:
                 failed = OperationResult.failure(ErrorCode.ABORTED, "a concurrent change interfered; retry")
-            return failed.error  # type: ignore[return-value]
+            return failed.reason
         log.error("unexpected error in %s (correlation id %s)", method, correlation, exc_info=error)
         internal = OperationResult.internal(
             f"internal error (correlation id {correlation})", correlation_id=correlation
         )
-        return internal.error  # type: ignore[return-value]
+        return internal.reason
 
     def _unary(self, method: str, inner: Callable[..., Any], empty: type[Any]) -> Callable[..., Any]:
         observe = self._observe
@@ -231,7 +231,7 @@ class CallGuard:
             except TimeoutError:
                 log.warning("%s: no answer from the database within %.1fs", method, wait)
                 failure = OperationResult.unavailable("the database did not answer in time; retry")
-                set_failure(context, failure.error)  # type: ignore[arg-type]
+                set_failure(context, failure.reason)
                 observe(method, "UNAVAILABLE", wait)
                 return empty()
 
@@ -302,9 +302,7 @@ class Undecodable:
     """What a request that could not be decoded becomes, so the guard can answer it."""
 
     def __init__(self, reason: str) -> None:
-        self.error: OperationError = OperationResult.invalid_argument(  # type: ignore[assignment]
-            "request", f"cannot be decoded: {reason}"
-        ).error
+        self.error = OperationResult.invalid_argument("request", f"cannot be decoded: {reason}").reason
 
 
 def _decoding(message: type[Message]) -> Callable[[bytes], Message | Undecodable]:

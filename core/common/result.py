@@ -84,6 +84,13 @@ class OperationResult(Generic[T_co]):
             return OperationResult(None, self.error)
         return OperationResult(transform(self._value))  # type: ignore[arg-type]
 
+    @property
+    def reason(self) -> OperationError:
+        """Why the operation failed; asking a success is a bug and raises."""
+        if self.error is None:
+            raise ValueError("the reason of a success was asked for")
+        return self.error
+
     def as_failure(self) -> OperationResult[Never]:
         """This failure, typed to pass through a function returning another result type."""
         if self.error is None:

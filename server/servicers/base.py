@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from core.common.actor import Actor
-from core.common.result import ErrorCode, FieldViolation, OperationError, OperationResult
+from core.common.result import ErrorCode, FieldViolation, OperationResult
 from server import auth
 from server.conversions.common import FieldPaths, InvalidRequest
 from server.errors import set_failure
@@ -61,18 +61,15 @@ def _respond(context: Any, empty: type[M], result: OperationResult[M], paths: Fi
         return result.value
     if paths is not None and error.code is ErrorCode.INVALID_ARGUMENT and error.field_violations:
         renamed = [FieldViolation(paths(v.field), v.description) for v in error.field_violations]
-        error = OperationResult.invalid(*renamed).error
-        assert error is not None
+        error = OperationResult.invalid(*renamed).reason
     set_failure(context, error)
     return empty()
 
 
 def _refuse(context: Any, empty: type[M], refusal: InvalidRequest | auth.Unauthenticated) -> M:
-    error: OperationError | None
     if isinstance(refusal, InvalidRequest):
-        error = OperationResult.invalid(refusal.violation).error
+        error = OperationResult.invalid(refusal.violation).reason
     else:
-        error = OperationResult.unauthenticated(str(refusal)).error
-    assert error is not None
+        error = OperationResult.unauthenticated(str(refusal)).reason
     set_failure(context, error)
     return empty()

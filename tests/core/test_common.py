@@ -159,3 +159,10 @@ class TestAccess:
     def test_the_system_actor(self) -> None:
         actor = system_actor("t")
         assert actor.roles == {Role.SYSTEM.value}
+
+
+def test_the_reason_of_a_failure_and_not_of_a_success() -> None:
+    refused = OperationResult.invalid_argument("name", "is required")
+    assert refused.reason.code is ErrorCode.INVALID_ARGUMENT
+    with pytest.raises(ValueError, match="reason of a success"):
+        _ = OperationResult.success(1).reason
