@@ -26,6 +26,7 @@ from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed
 from core.messaging.reactions import Reactor
+from core.services.catalog import can_see
 from core.services.jobs import runnable as runnable_jobs
 from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.scheduler import Scheduler
@@ -33,7 +34,6 @@ from core.services.jobs.service import JobService
 from core.services.jobs.types import Job, JobStatus
 from core.services.tasks.service import TaskService
 from core.services.unit_of_work import UnitOfWorkFactory
-from core.services.visibility import can_see
 from modules import db, locks
 from modules.event_store.relay import Notice, PostgresEventRelay
 from server import auth, tls

@@ -18,8 +18,7 @@ import psycopg
 from sqlalchemy import Row, Table, delete, func, insert, select, update
 
 # The payload classes register their event types when their modules are imported.
-import core.services.jobs.types
-import core.services.tasks.types  # noqa: F401
+import core.services.catalog  # noqa: F401 - the event types the log decodes
 from core.common.errors import StaleVersionError
 from core.messaging import events
 from core.messaging.events import Event

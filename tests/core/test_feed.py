@@ -15,11 +15,11 @@ from core.common.result import ErrorCode
 from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed, EventFilter, Heartbeat, StreamEnded
+from core.services.catalog import can_see
 from core.services.jobs.service import JobService
 from core.services.jobs.types import JobCreate
 from core.services.tasks.service import TaskService
 from core.services.tasks.types import TaskCreate
-from core.services.visibility import can_see
 from modules.memory import InMemoryUnitOfWorkFactory
 
 ANN = Actor(id="ann", tenant="acme", roles=frozenset({"member"}))

@@ -610,20 +610,6 @@ class JobProgressEvent(events.Payload):
     version: int
 
 
-events.register(JobEvent, JobEventType.CREATED, JobEventType.UPDATED, JobEventType.DELETED)
-events.register(
-    JobStatusEvent,
-    JobEventType.STATUS_CHANGED,
-    JobEventType.STARTED,
-    JobEventType.CANCELLED,
-    JobEventType.CANCEL_REQUESTED,
-)
-events.register(JobScheduleEvent, JobEventType.SCHEDULED)
-events.register(JobResultEvent, JobEventType.SUCCEEDED)
-events.register(JobErrorEvent, JobEventType.FAILED, JobEventType.LEASE_EXPIRED)
-events.register(JobProgressEvent, JobEventType.PROGRESSED)
-
-
 def job_event(job: Job, changed_fields: tuple[str, ...] = ()) -> JobEvent:
     """The JobEvent payload describing ``job``."""
     return JobEvent(

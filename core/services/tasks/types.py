@@ -276,14 +276,6 @@ class TaskLinkEvent(events.Payload):
     owners_above: tuple[str, ...] = ()
 
 
-events.register(TaskEvent, TaskEventType.CREATED, TaskEventType.UPDATED, TaskEventType.DELETED)
-events.register(
-    TaskStatusEvent, TaskEventType.STATUS_CHANGED, TaskEventType.COMPLETED, TaskEventType.CANCELLED
-)
-events.register(TaskAssignEvent, TaskEventType.ASSIGNED)
-events.register(TaskLinkEvent, TaskEventType.LINKED, TaskEventType.UNLINKED)
-
-
 def task_event(task: Task, changed_fields: tuple[str, ...] = ()) -> TaskEvent:
     """The TaskEvent payload describing ``task``."""
     return TaskEvent(

@@ -11,13 +11,13 @@ from core.common.actor import Actor
 from core.common.clock import FakeClock
 from core.common.result import ErrorCode, OperationResult
 from core.messaging.events import Event
+from core.services.catalog import can_see
 from core.services.jobs.service import JobService
 from core.services.jobs.types import JobCreate
 from core.services.tasks import types
 from core.services.tasks.service import TaskService
 from core.services.tasks.types import TaskCall, TaskCreate, TaskFilters, TaskPriority, TaskStatus, TaskUpdate
 from core.services.unit_of_work import UnitOfWorkFactory
-from core.services.visibility import can_see
 from tests.conftest import ActorFactory
 from tests.services.jobs.test_service import blind_to_request_ids
 from tests.services.tasks.conftest import TaskMaker
