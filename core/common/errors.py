@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Never, TypeVar
+from typing import TypeVar
 
 from core.common.result import ErrorCode, OperationResult
 
@@ -44,40 +44,27 @@ class StorageUnavailableError(StorageError):
     """The database cannot be reached."""
 
 
-class storage_guard:
-    """Turns the storage errors a change can meet into a failed result (ABORTED, UNAVAILABLE).
-
-    Use ``with storage_guard("job", job_id) as guard: ...`` then ``return guard.result``
-    after the block: it is reached only when an error was translated.
-    """
-
-    def __init__(self, kind: str, resource_id: object) -> None:
-        self._kind = kind
-        self._resource_id = resource_id
-        self.result: OperationResult[Never] = OperationResult.internal("no storage error was translated")
-
-    def __enter__(self) -> storage_guard:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, StaleVersionError):
-            self.result = OperationResult.aborted(self._kind, self._resource_id, exc.expected, exc.current)
-        elif isinstance(exc, ConcurrencyError):
-            self.result = OperationResult.failure(
-                ErrorCode.ABORTED,
-                f"{self._kind} {self._resource_id}: conflicting concurrent transaction, retry",
-            )
-        elif isinstance(exc, StorageUnavailableError):
-            self.result = OperationResult.unavailable(f"storage unavailable: {exc}")
-        else:
-            return False
-        return True
+def guarded(kind: str, resource_id: object, work: Callable[[], OperationResult[T]]) -> OperationResult[T]:
+    """``work()``, with the storage errors it meets turned into failed results: a stale
+    version or a conflicting transaction is ABORTED (retryable), a lost database
+    UNAVAILABLE. The one policy for storage failures of every service call, read or
+    write; any other exception is a bug and passes through."""
+    try:
+        return work()
+    except StaleVersionError as exc:
+        return OperationResult.aborted(kind, resource_id, exc.expected, exc.current)
+    except ConcurrencyError:
+        return OperationResult.failure(
+            ErrorCode.ABORTED, f"{kind} {resource_id}: conflicting concurrent transaction, retry"
+        )
+    except StorageUnavailableError as exc:
+        return OperationResult.unavailable(f"storage unavailable: {exc}")
 
 
 def guarded_change(
     kind: str, resource_id: object, attempt: Callable[[], OperationResult[T]], *, unconditional: bool
 ) -> OperationResult[T]:
-    """Run ``attempt`` (one unit of work) under storage_guard.
+    """Run ``attempt`` (one unit of work), guarded.
 
     A call that named no version did not ask to be guarded against concurrent changes
     (a reaction bumping a counter, another replica): a lost race (ABORTED) is tried again
@@ -85,9 +72,7 @@ def guarded_change(
     """
     tries = UNCONDITIONAL_ATTEMPTS if unconditional else 1
     for _ in range(tries):
-        with storage_guard(kind, resource_id) as guard:
-            return attempt()
-        error = guard.result.error
-        if error is None or error.code is not ErrorCode.ABORTED:
+        result = guarded(kind, resource_id, attempt)
+        if result.code is not ErrorCode.ABORTED:
             break
-    return guard.result
+    return result

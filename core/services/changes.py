@@ -12,14 +12,15 @@ resource, also when two such requests race.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, Never, Protocol, TypeVar
+from typing import Generic, Never, ParamSpec, Protocol, TypeVar
 
 from core.common.actor import Actor
 from core.common.clock import Clock
-from core.common.errors import ConflictError, guarded_change
+from core.common.errors import ConflictError, guarded, guarded_change
 from core.common.result import OperationResult
 from core.messaging.events import Event
 from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -82,6 +83,24 @@ class Change(Generic[R]):
 Decide = Callable[[UnitOfWork, R, datetime], OperationResult[Change[R]]]
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def reading(kind: str) -> Callable[[Callable[P, OperationResult[T]]], Callable[P, OperationResult[T]]]:
+    """Mark a read method of a service: its storage failures become failed results (a lost
+    database UNAVAILABLE), as a change's do; the one policy for every call."""
+
+    def wrap(method: Callable[P, OperationResult[T]]) -> Callable[P, OperationResult[T]]:
+        @functools.wraps(method)
+        def read(*args: P.args, **kwargs: P.kwargs) -> OperationResult[T]:
+            return guarded(kind, None, lambda: method(*args, **kwargs))
+
+        return read
+
+    return wrap
+
+
 def refusal(
     kind: Kind[R],
     actor: Actor,
@@ -142,15 +161,19 @@ def create_once(
     request_id: str | None,
     insert: Callable[[], OperationResult[R]],
 ) -> OperationResult[R]:
-    """Run ``insert``; when a concurrent request with the same ``request_id`` won the
-    insert (a unique violation), answer with what it created."""
+    """Run ``insert`` (guarded as any call); when a concurrent request with the same
+    ``request_id`` won the insert (a unique violation), answer with what it created."""
     try:
-        return insert()
+        return guarded(kind.name, None, insert)
     except ConflictError:
         if request_id is None:
             raise
-        with uow(read_only=True) as work:
-            existing = kind.store(work).get_by_request_id(actor.tenant, actor.id, request_id)
-        if existing is None:
-            raise
-        return OperationResult.success(existing)
+
+        def first() -> OperationResult[R]:
+            with uow(read_only=True) as work:
+                existing = kind.store(work).get_by_request_id(actor.tenant, actor.id, request_id)
+            if existing is None:
+                raise ConflictError("request_id", f"{kind.name} with request id {request_id!r} vanished")
+            return OperationResult.success(existing)
+
+        return guarded(kind.name, None, first)

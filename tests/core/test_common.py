@@ -12,7 +12,7 @@ from core.common import access, pagination
 from core.common.access import Reach
 from core.common.actor import Actor, Role, system_actor
 from core.common.clock import FakeClock, SystemClock
-from core.common.errors import ConcurrencyError, StaleVersionError, StorageUnavailableError, storage_guard
+from core.common.errors import ConcurrencyError, StaleVersionError, StorageUnavailableError, guarded
 from core.common.ids import new_id, parse_id
 from core.common.result import ErrorCode, FieldViolation, OperationResult, ResultError
 
@@ -57,7 +57,7 @@ class TestOperationResult:
         assert [v.field for v in result.error.field_violations] == ["a", "b"]
 
 
-class TestStorageGuard:
+class TestGuarded:
     @pytest.mark.parametrize(
         ("error", "code"),
         [
@@ -67,13 +67,18 @@ class TestStorageGuard:
         ],
     )
     def test_storage_errors_become_results(self, error: Exception, code: ErrorCode) -> None:
-        with storage_guard("job", 1) as guard:
+        def fail() -> OperationResult[int]:
             raise error
-        assert guard.result.code is code
+
+        assert guarded("job", 1, fail).code is code
+        assert guarded("job", 1, lambda: OperationResult.success(3)).value == 3
 
     def test_other_errors_pass_through(self) -> None:
-        with pytest.raises(KeyError), storage_guard("job", 1):
+        def bug() -> OperationResult[int]:
             raise KeyError("bug")
+
+        with pytest.raises(KeyError):
+            guarded("job", 1, bug)
 
 
 class TestIds:

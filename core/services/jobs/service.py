@@ -121,6 +121,7 @@ class JobService:
             uow.commit()
         return OperationResult.success(job)
 
+    @changes.reading("job")
     def get_job(self, actor: Actor, job_id: uuid.UUID) -> OperationResult[Job]:
         """The job, if the actor may read it."""
         with self._uow(read_only=True) as uow:
@@ -181,6 +182,7 @@ class JobService:
 
         return guarded_change("job", job_id, attempt, unconditional=expected_version is None)
 
+    @changes.reading("job")
     def list_jobs(
         self,
         actor: Actor,
@@ -549,12 +551,14 @@ class JobService:
 
     # -- worker queries ---------------------------------------------------------------
 
+    @changes.reading("job")
     def get_pending_jobs(
         self, actor: Actor, *, kinds: frozenset[str] = frozenset(), limit: int = 100
     ) -> OperationResult[list[Job]]:
         """PENDING jobs the actor may read, highest priority first: what workers poll."""
         return self._by_status(actor, JobStatus.PENDING, kinds, limit)
 
+    @changes.reading("job")
     def get_running_jobs(
         self, actor: Actor, *, kinds: frozenset[str] = frozenset(), limit: int = 100
     ) -> OperationResult[list[Job]]:
@@ -576,6 +580,7 @@ class JobService:
             jobs = uow.jobs.list_by_status(actor.tenant, status, owner=owner, kinds=kinds, limit=limit)
         return OperationResult.success(list(jobs))
 
+    @changes.reading("job")
     def get_job_history(
         self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
     ) -> OperationResult[Page[JobRun]]:
@@ -743,6 +748,7 @@ class JobService:
 
     # -- jobs and their tasks --------------------------------------------------------------
 
+    @changes.reading("job")
     def get_job_tasks(
         self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
     ) -> OperationResult[Page[Task]]:

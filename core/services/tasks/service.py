@@ -127,6 +127,7 @@ class TaskService:
             uow.commit()
         return OperationResult.success(task)
 
+    @changes.reading("task")
     def get_task(self, actor: Actor, task_id: uuid.UUID) -> OperationResult[Task]:
         """The task, if the actor may read it."""
         with self._uow(read_only=True) as uow:
@@ -135,6 +136,7 @@ class TaskService:
             return OperationResult.not_found("task", task_id)
         return OperationResult.success(task)
 
+    @changes.reading("task")
     def list_tasks(
         self,
         actor: Actor,
@@ -168,6 +170,7 @@ class TaskService:
             )
         return OperationResult.success(pagination.make_page(rows, request, fingerprint))
 
+    @changes.reading("task")
     def get_subtasks(self, actor: Actor, parent_id: uuid.UUID) -> OperationResult[list[Task]]:
         """Every direct subtask of ``parent_id`` the actor may read, in creation order."""
         found: list[Task] = []
@@ -181,6 +184,7 @@ class TaskService:
             if not token:
                 return OperationResult.success(found)
 
+    @changes.reading("task")
     def list_subtasks(
         self, actor: Actor, parent_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
     ) -> OperationResult[Page[Task]]:

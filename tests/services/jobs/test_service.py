@@ -910,3 +910,19 @@ class TestRunRetention:
         assert [r.finished_at for r in kept] == finished[:3]
         assert len(service.get_job_history(operator, other.id).value.items) == 1  # running: kept
         assert service.prune_runs(keep=2, older_than=timedelta(hours=3, minutes=30)) == 0
+
+
+class TestStorageFailures:
+    def test_reads_and_changes_alike_answer_unavailable_when_the_database_is_away(
+        self, member: Actor, clock: FakeClock
+    ) -> None:
+        from core.common.errors import StorageUnavailableError
+
+        def away(*, read_only: bool = False) -> UnitOfWork:
+            raise StorageUnavailableError("connection refused")
+
+        service = JobService(uow=away, clock=clock)
+        assert service.get_job(member, uuid.uuid4()).code is ErrorCode.UNAVAILABLE
+        assert service.list_jobs(member).code is ErrorCode.UNAVAILABLE
+        assert service.create_job(member, JobCreate(name="n", kind="k")).code is ErrorCode.UNAVAILABLE
+        assert service.cancel_job(member, uuid.uuid4()).code is ErrorCode.UNAVAILABLE
