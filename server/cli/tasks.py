@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import click
+from google.protobuf import field_mask_pb2
 from jobtask.v1 import tasks_pb2, tasks_pb2_grpc
 from rich.tree import Tree
 
@@ -218,3 +220,49 @@ def tree(client: Client, task_id: str) -> None:
 
     grow(view, root.id)
     out.console.print(view)
+
+
+@tasks.command()
+@click.argument("task_id")
+@click.option("--title")
+@click.option("--description")
+@click.option(
+    "--status", type=click.Choice(["OPEN", "IN_PROGRESS"], case_sensitive=False), help="OPEN <-> IN_PROGRESS"
+)
+@click.option("--priority", "level", type=click.Choice(PRIORITIES, case_sensitive=False))
+@click.option("--due", type=click.DateTime(), help="due time (local unless zoned)")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE; replaces all labels")
+@click.option("--etag", default="", help="fail with ABORTED unless the task is still at this etag")
+@json_option
+@pass_client
+def update(
+    client: Client,
+    task_id: str,
+    title: str | None,
+    description: str | None,
+    status: str | None,
+    level: str | None,
+    due: datetime | None,
+    labels: tuple[str, ...],
+    etag: str,
+) -> None:
+    """Change the given fields of a task."""
+    given: dict[str, Any] = {"title": title, "description": description}
+    if status is not None:
+        given["status"] = tasks_pb2.TaskStatus.Value("TASK_STATUS_" + status.upper())
+    if level is not None:
+        given["priority"] = tasks_pb2.TaskPriority.Value("TASK_PRIORITY_" + level.upper())
+    fields = {name: value for name, value in given.items() if value is not None}
+    task, paths = tasks_pb2.Task(id=task_id, **fields), list(fields)
+    if due is not None:
+        task.due_time.FromDatetime(due if due.tzinfo else due.astimezone())
+        paths.append("due_time")
+    if labels:
+        task.labels.update(parse_labels(labels))
+        paths.append("labels")
+    if not paths:
+        raise click.UsageError("nothing to update: give at least one field option")
+    request = tasks_pb2.UpdateTaskRequest(
+        task=task, update_mask=field_mask_pb2.FieldMask(paths=paths), etag=etag
+    )
+    show(client, client.call(stub(client).UpdateTask, request).task)

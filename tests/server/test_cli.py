@@ -109,6 +109,32 @@ def test_claim_heartbeat_and_finish_by_run(run: object) -> None:
     assert "CANCELLED" in ended.stdout
 
 
+def test_tasks_update_changes_the_given_fields(run: object) -> None:
+    task = json_of(run("--json", "tasks", "create", "--title", "Draft"))
+    task_id = str(task["id"])
+    updated = json_of(
+        run(
+            "--json",
+            "tasks",
+            "update",
+            task_id,
+            "--title",
+            "Final",
+            "--status",
+            "in_progress",
+            "--priority",
+            "high",
+        )
+    )
+    assert (updated["title"], updated["status"], updated["priority"]) == (
+        "Final",
+        "TASK_STATUS_IN_PROGRESS",
+        "TASK_PRIORITY_HIGH",
+    )
+    nothing = run("tasks", "update", task_id)
+    assert nothing.exit_code != 0 and "nothing to update" in nothing.output
+
+
 def test_tasks_commands_and_the_tree(run: object) -> None:
     root = json_of(run("--json", "tasks", "create", "--title", "Release", "--priority", "high"))
     child = json_of(run("--json", "tasks", "create", "--title", "Notes", "--parent", str(root["id"])))
