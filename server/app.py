@@ -33,7 +33,7 @@ from core.services.jobs.scheduler import Scheduler
 from core.services.jobs.service import JobService
 from core.services.jobs.types import Job, JobStatus
 from core.services.tasks.service import TaskService
-from core.services.unit_of_work import UnitOfWorkFactory
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from modules import db, locks
 from modules.event_store.relay import Notice, PostgresEventRelay
 from server import auth, tls
@@ -70,7 +70,7 @@ class Application:
     jobs: JobService
     tasks: TaskService
     authenticator: auth.Authenticator
-    reactor: Reactor
+    reactor: Reactor[UnitOfWork]
     scheduler: Scheduler
     executor: ThreadPoolExecutor = field(repr=False)
     metrics: Metrics = field(default_factory=Metrics, repr=False)

@@ -12,28 +12,56 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar
 
 from core.common.errors import StorageError
 from core.messaging.bus import compile_pattern
 from core.messaging.events import Event
-from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from core.messaging.log import EventRecorder, EventStore, PositionStore
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[UnitOfWork, Event], None]
+
+class ReactionWork(Protocol):
+    """What the reactor needs of a transaction: the log, the reactions' positions, a place
+    for the events the handlers record, and commit. The services' unit of work is one; its
+    handlers get it whole."""
+
+    log: EventStore
+    positions: PositionStore
+    events: EventRecorder
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> list[Event]: ...
+
+
+W = TypeVar("W", bound=ReactionWork)
+W_co = TypeVar("W_co", bound=ReactionWork, covariant=True)
+
+
+class ReactionWorkFactory(Protocol[W_co]):
+    """Opens the reactor's transactions; ``read_only`` ones only look."""
+
+    def __call__(self, *, read_only: bool = False) -> W_co: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Reaction:
+class Reaction(Generic[W]):
     """A named, durable subscription: ``handle`` gets every event matching ``patterns``."""
 
     name: str
     patterns: tuple[str, ...]
-    handle: Handler
+    handle: Callable[[W, Event], None]
     _regexes: tuple[re.Pattern[str], ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @staticmethod
-    def of(name: str, patterns: Sequence[str], handle: Handler) -> Reaction:
+    def of(name: str, patterns: Sequence[str], handle: Callable[[W, Event], None]) -> Reaction[W]:
         """A reaction; ValueError for a malformed pattern."""
         return Reaction(name, tuple(patterns), handle, tuple(compile_pattern(p) for p in patterns))
 
@@ -42,11 +70,11 @@ class Reaction:
         return any(regex.match(event.type) for regex in self._regexes)
 
 
-class Reactor:
+class Reactor(Generic[W]):
     """Runs reactions over the log, a batch per transaction."""
 
     def __init__(
-        self, *, uow: UnitOfWorkFactory, reactions: Sequence[Reaction], batch_size: int = 200
+        self, *, uow: ReactionWorkFactory[W], reactions: Sequence[Reaction[W]], batch_size: int = 200
     ) -> None:
         self._uow = uow
         self._reactions = tuple(reactions)
@@ -70,7 +98,7 @@ class Reactor:
                 return total
         return total
 
-    def _run(self, reaction: Reaction) -> int:
+    def _run(self, reaction: Reaction[W]) -> int:
         try:
             try:
                 return self._batch(reaction, poison=None)
@@ -89,7 +117,7 @@ class Reactor:
             log.info("reaction %s will retry: %s", reaction.name, exc)
             return 0
 
-    def _batch(self, reaction: Reaction, *, poison: int | None) -> int:
+    def _batch(self, reaction: Reaction[W], *, poison: int | None) -> int:
         # Look before taking a write transaction: most wake-ups find nothing new.
         with self._uow(read_only=True) as look:
             if look.positions.get(reaction.name) >= look.log.bounds()[1]:

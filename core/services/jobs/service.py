@@ -776,7 +776,7 @@ class JobService:
 
     # -- reactions to task events (durable, driven from the event log) ---------------------
 
-    def reactions(self) -> list[Reaction]:
+    def reactions(self) -> list[Reaction[UnitOfWork]]:
         """Keep every job's task counters true as its tasks come, go and change status."""
         patterns = ("task.created", "task.deleted", "task.linked", "task.unlinked", "task.status_changed")
         return [Reaction.of("jobs.count-tasks", patterns, self._on_task_event)]

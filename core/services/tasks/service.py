@@ -416,7 +416,7 @@ class TaskService:
 
     # -- reactions to job events (durable, driven from the event log) ---------------------
 
-    def reactions(self) -> list[Reaction]:
+    def reactions(self) -> list[Reaction[UnitOfWork]]:
         """What tasks do when their job is cancelled or deleted."""
         return [Reaction.of("tasks.follow-jobs", ("job.cancelled", "job.deleted"), self._on_job_event)]
 
