@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from core.common.result import ErrorCode, OperationResult
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # How often a change that names no version is tried when a concurrent change wins the race.
 UNCONDITIONAL_ATTEMPTS = 5
@@ -53,12 +55,14 @@ def guarded(kind: str, resource_id: object, work: Callable[[], OperationResult[T
         return work()
     except StaleVersionError as exc:
         return OperationResult.aborted(kind, resource_id, exc.expected, exc.current)
-    except ConcurrencyError:
-        return OperationResult.failure(
-            ErrorCode.ABORTED, f"{kind} {resource_id}: conflicting concurrent transaction, retry"
-        )
+    except ConcurrencyError as exc:
+        # The driver's words stay in the log: they may name hosts and internals.
+        log.warning("%s: a concurrent transaction won: %s", kind, exc)
+        what = kind if resource_id is None else f"{kind} {resource_id}"
+        return OperationResult.failure(ErrorCode.ABORTED, f"{what}: a concurrent change interfered; retry")
     except StorageUnavailableError as exc:
-        return OperationResult.unavailable(f"storage unavailable: {exc}")
+        log.warning("%s: storage unavailable: %s", kind, exc)
+        return OperationResult.unavailable("the database is unavailable; retry shortly")
 
 
 def guarded_change(

@@ -128,11 +128,18 @@ def change(
     action: str,
     expected_version: int | None,
     decide: Decide[R],
+    first: Callable[[UnitOfWork], OperationResult[Never] | None] | None = None,
 ) -> OperationResult[R]:
-    """Load, authorize, decide, write with the version checks, record the events, commit."""
+    """Load, authorize, decide, write with the version checks, record the events, commit.
+    ``first``, when given, may refuse before the resource is even looked at (another
+    resource the call needs, whose refusal comes first)."""
 
     def attempt() -> OperationResult[R]:
         with uow() as work:
+            if first is not None:
+                refused_first = first(work)
+                if refused_first is not None:
+                    return refused_first
             store = kind.store(work)
             resource = store.get(actor.tenant, resource_id)
             refused = refusal(kind, actor, resource_id, resource, action, expected_version)
@@ -165,15 +172,16 @@ def create_once(
     ``request_id`` won the insert (a unique violation), answer with what it created."""
     try:
         return guarded(kind.name, None, insert)
-    except ConflictError:
+    except ConflictError as conflict:
         if request_id is None:
             raise
+        original = conflict
 
-        def first() -> OperationResult[R]:
+        def the_first() -> OperationResult[R]:
             with uow(read_only=True) as work:
                 existing = kind.store(work).get_by_request_id(actor.tenant, actor.id, request_id)
             if existing is None:
-                raise ConflictError("request_id", f"{kind.name} with request id {request_id!r} vanished")
+                raise original  # another constraint than the request id's
             return OperationResult.success(existing)
 
-        return guarded(kind.name, None, first)
+        return guarded(kind.name, None, the_first)

@@ -38,7 +38,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
         *,
         jobs: JobService,
         authenticator: auth.Authenticator,
-        tasks: TaskService | None = None,
+        tasks: TaskService,
         runnable: RunnableJobs | None = None,
         executor: Executor | None = None,
         claimed: Callable[[int], None] | None = None,
@@ -46,7 +46,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
         super().__init__(authenticator=authenticator)
         self._jobs = jobs
         # LinkTask and UnlinkTask are JobService RPCs that change tasks: TaskService's rules.
-        self._tasks = tasks or TaskService(uow=jobs.uow)
+        self._tasks = tasks
         self._runnable = runnable or RunnableJobs()
         self._executor = executor
         # Hears how many jobs each ClaimJobs handed out (the metrics).

@@ -211,6 +211,13 @@ class TestLinkPermissions:
         assert elsewhere.code is ErrorCode.FAILED_PRECONDITION
         assert elsewhere.error.details == {"job_id": str(job.id)}
         assert services.tasks.unlink_task(ann, bobs_job.id, task.id).code is ErrorCode.NOT_FOUND
+        # The job, named first, is refused first, whatever is wrong with the task.
+        for refused in (
+            services.tasks.link_task(bob, uuid.uuid4(), task.id),  # task unreadable too
+            services.tasks.link_task(viewer, uuid.uuid4(), task.id),  # task not updatable too
+            services.tasks.link_task(ann, bobs_job.id, task.id, expected_version=99),  # stale etag too
+        ):
+            assert refused.code is ErrorCode.NOT_FOUND and refused.error.details["resource"] == "job"
 
     def test_subtasks_follow_their_parent_and_listing(
         self, services: Services, ann: Actor, ops: Actor

@@ -27,7 +27,11 @@ def server(clock: FakeClock) -> Any:
     uow = InMemoryUnitOfWorkFactory()
     authenticator = Authenticator(AuthMode.HEADERS)
     servicers = {
-        JOB_SERVICE: JobServicer(jobs=JobService(uow=uow, clock=clock), authenticator=authenticator),
+        JOB_SERVICE: JobServicer(
+            jobs=JobService(uow=uow, clock=clock),
+            tasks=TaskService(uow=uow, clock=clock),
+            authenticator=authenticator,
+        ),
         TASK_SERVICE: TaskServicer(tasks=TaskService(uow=uow, clock=clock), authenticator=authenticator),
     }
     return grpc_testing.server_from_dictionary(servicers, grpc_testing.strict_real_time())

@@ -57,11 +57,6 @@ class JobService:
         self._uow = uow
         self._clock = clock or SystemClock()
 
-    @property
-    def uow(self) -> UnitOfWorkFactory:
-        """The units of work this service runs in."""
-        return self._uow
-
     # -- CRUD -------------------------------------------------------------------------
 
     def create_job(self, actor: Actor, job: JobCreate) -> OperationResult[Job]:

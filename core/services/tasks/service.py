@@ -378,10 +378,14 @@ class TaskService:
     ) -> OperationResult[Task]:
         event_type = TaskEventType.LINKED if link else TaskEventType.UNLINKED
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def job_first(uow: UnitOfWork) -> OperationResult[Never] | None:
+            # The job is named first in the call, and refused first.
             job = uow.jobs.get(actor.tenant, job_id)
             if job is None or not job_permissions.can_read(actor, job):
                 return OperationResult.not_found("job", job_id)
+            return None
+
+        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
             refused = _relink_refusal(task, job_id, link=link)
             if refused is not None:
                 return refused
@@ -412,7 +416,17 @@ class TaskService:
                 )
             return OperationResult.success(changes.Change(writes[0][0], writes, emitted))
 
-        return self._change(actor, task_id, permissions.UPDATE, expected_version, decide)
+        return changes.change(
+            self._uow,
+            self._clock,
+            TASKS,
+            actor,
+            task_id,
+            permissions.UPDATE,
+            expected_version,
+            decide,
+            first=job_first,
+        )
 
     # -- reactions to job events (durable, driven from the event log) ---------------------
 

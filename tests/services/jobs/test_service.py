@@ -922,7 +922,9 @@ class TestStorageFailures:
             raise StorageUnavailableError("connection refused")
 
         service = JobService(uow=away, clock=clock)
-        assert service.get_job(member, uuid.uuid4()).code is ErrorCode.UNAVAILABLE
+        lost = service.get_job(member, uuid.uuid4())
+        assert lost.code is ErrorCode.UNAVAILABLE
+        assert lost.reason.message == "the database is unavailable; retry shortly"  # no driver text
         assert service.list_jobs(member).code is ErrorCode.UNAVAILABLE
         assert service.create_job(member, JobCreate(name="n", kind="k")).code is ErrorCode.UNAVAILABLE
         assert service.cancel_job(member, uuid.uuid4()).code is ErrorCode.UNAVAILABLE
