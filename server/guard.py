@@ -196,20 +196,24 @@ class CallGuard:
         )
         return internal.reason
 
+    def _admit_call(self, method: str, request: Any, context: Any) -> None:
+        """Admit a unary call (its deadline, correlation id and actor set for this call);
+        Refused for an unknown caller, an early refusal or an undecodable request."""
+        core_context.set_time_remaining(context.time_remaining())
+        self.admit(method, context.invocation_metadata())
+        if isinstance(request, Undecodable):
+            raise Refused(request.error)
+
     def _unary(self, method: str, inner: Callable[..., Any], empty: type[Any]) -> Callable[..., Any]:
         observe = self._observe
 
         def run(request: Any, context: Any) -> Any:
-            correlation = None
             started = time.perf_counter()
             try:
-                core_context.set_time_remaining(context.time_remaining())
-                correlation = self.admit(method, context.invocation_metadata())
-                if isinstance(request, Undecodable):
-                    raise Refused(request.error)
+                self._admit_call(method, request, context)
                 return inner(request, context)
             except Exception as error:
-                set_failure(context, self.failure(method, correlation, error))
+                set_failure(context, self.failure(method, core_context.correlation_id.get(), error))
                 return empty()
             finally:
                 observe(method, _code_of(context), time.perf_counter() - started)
@@ -241,16 +245,12 @@ class CallGuard:
         observe = self._observe
 
         async def guarded(request: Any, context: Any) -> Any:
-            correlation = None
             started = time.perf_counter()
             try:
-                core_context.set_time_remaining(context.time_remaining())
-                correlation = self.admit(method, context.invocation_metadata())
-                if isinstance(request, Undecodable):
-                    raise Refused(request.error)
+                self._admit_call(method, request, context)
                 return await inner(request, context)
             except Exception as error:
-                set_failure(context, self.failure(method, correlation, error))
+                set_failure(context, self.failure(method, core_context.correlation_id.get(), error))
                 return empty()
             finally:
                 observe(method, _code_of(context), time.perf_counter() - started)

@@ -64,20 +64,37 @@ def test_the_node_client_drives_jobs_tasks_events_and_reads_rich_errors(
     assert missing["result"]["message"].endswith("not found")
 
 
+def run_docs_example(name: str, server: ServerThread, token: str, **env: str) -> str:
+    """Run the ``<!-- name -->`` block of docs/client-authors.md as it stands, against
+    ``server``; its standard output."""
+    if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        pytest.fail("node_modules is missing: `make test` installs it with `npm ci`")
+    assert server.running is not None and NODE is not None
+    docs = (ROOT / "docs" / "client-authors.md").read_text()
+    code = docs.split(f"<!-- {name} -->\n```js\n", 1)[1].split("```", 1)[0]
+    # Inside node_modules/ so that the script finds @grpc/grpc-js as a file there would.
+    script = ROOT / "node_modules" / ".cache" / f"jobtask-docs-{name}"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(code)
+    environment = {
+        **os.environ,
+        "JOBTASK_SERVER": f"127.0.0.1:{server.running.port}",
+        "JOBTASK_TOKEN": token,
+        "JOBTASK_PROTOS": str(ROOT / "protos"),
+        **env,
+    }
+    finished = subprocess.run(
+        [NODE, str(script)], capture_output=True, text=True, env=environment, timeout=60, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout
+
+
 @pytest.mark.skipif(NODE is None, reason="node is not installed on this machine")
 def test_the_node_worker_of_the_client_docs_claims_and_completes(
     server: ServerThread, channel: grpc.Channel
 ) -> None:
     """The worker loop printed in docs/client-authors.md, run as it stands."""
-    if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
-        pytest.fail("node_modules is missing: `make test` installs it with `npm ci`")
-    assert server.running is not None and NODE is not None
-    docs = (ROOT / "docs" / "client-authors.md").read_text()
-    code = docs.split("<!-- worker.mjs -->\n```js\n", 1)[1].split("```", 1)[0]
-    # Inside node_modules/ so that the script finds @grpc/grpc-js as a file there would.
-    script = ROOT / "node_modules" / ".cache" / "jobtask-docs-worker.mjs"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(code)
     jobs = jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
     owner = [("authorization", f"Bearer {mint('ann', roles=('member',))}")]
     created = [
@@ -86,18 +103,8 @@ def test_the_node_worker_of_the_client_docs_claims_and_completes(
         ).job
         for n in range(2)
     ]
-    env = {
-        **os.environ,
-        "JOBTASK_SERVER": f"127.0.0.1:{server.running.port}",
-        "JOBTASK_TOKEN": mint("node-worker", roles=("worker",)),
-        "JOBTASK_PROTOS": str(ROOT / "protos"),
-        "JOBTASK_KINDS": "node.echo",
-        "JOBTASK_JOBS": "2",
-    }
-    finished = subprocess.run(
-        [NODE, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-    assert finished.returncode == 0, finished.stderr
+    token = mint("node-worker", roles=("worker",))
+    run_docs_example("worker.mjs", server, token, JOBTASK_KINDS="node.echo", JOBTASK_JOBS="2")
     for job in created:
         done = jobs.GetJob(jobs_pb2.GetJobRequest(id=job.id), metadata=owner).job
         assert done.status == jobs_pb2.JOB_STATUS_SUCCEEDED
@@ -109,24 +116,6 @@ def test_the_node_worker_of_the_client_docs_claims_and_completes(
 @pytest.mark.skipif(NODE is None, reason="node is not installed on this machine")
 def test_the_node_error_decoding_of_the_client_docs_reads_the_operation_result(server: ServerThread) -> None:
     """The decoding example printed in docs/client-authors.md, run as it stands."""
-    if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
-        pytest.fail("node_modules is missing: `make test` installs it with `npm ci`")
-    assert server.running is not None and NODE is not None
-    docs = (ROOT / "docs" / "client-authors.md").read_text()
-    code = docs.split("<!-- errors.mjs -->\n```js\n", 1)[1].split("```", 1)[0]
-    script = ROOT / "node_modules" / ".cache" / "jobtask-docs-errors.mjs"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(code)
-    env = {
-        **os.environ,
-        "JOBTASK_SERVER": f"127.0.0.1:{server.running.port}",
-        "JOBTASK_TOKEN": mint("node", roles=("member",)),
-        "JOBTASK_PROTOS": str(ROOT / "protos"),
-    }
-    finished = subprocess.run(
-        [NODE, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-    assert finished.returncode == 0, finished.stderr
-    report = json.loads(finished.stdout)
+    report = json.loads(run_docs_example("errors.mjs", server, mint("node", roles=("member",))))
     assert report["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert [v["field"] for v in report["violations"]] == ["job.schedule.cron.time_zone"]

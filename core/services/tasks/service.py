@@ -394,15 +394,7 @@ class TaskService:
             writes, emitted = [], []
             for member in [task, *uow.tasks.descendants(task.tenant, task.id)]:
                 after = member.changed(at=now, job_id=job_id if link else None)
-                payload = types.TaskLinkEvent(
-                    task_id=after.id,
-                    owner=after.owner,
-                    assignee=after.assignee,
-                    status=after.status,
-                    job_id=job_id,
-                    version=after.version,
-                    owners_above=after.owners_above,
-                )
+                payload = types.link_event(after, job_id)
                 writes.append((after, member.version))
                 emitted.append(
                     new_event(

@@ -293,6 +293,19 @@ def task_event(task: Task, changed_fields: tuple[str, ...] = ()) -> TaskEvent:
     )
 
 
+def link_event(task: Task, job_id: uuid.UUID) -> TaskLinkEvent:
+    """The TaskLinkEvent payload of ``task`` put in (or taken out of) ``job_id``."""
+    return TaskLinkEvent(
+        task_id=task.id,
+        owner=task.owner,
+        assignee=task.assignee,
+        status=task.status,
+        job_id=job_id,
+        version=task.version,
+        owners_above=task.owners_above,
+    )
+
+
 def status_event(before: Task, after: Task, reason: str = "") -> TaskStatusEvent:
     """The TaskStatusEvent payload of ``before`` becoming ``after``."""
     return TaskStatusEvent(
