@@ -3,11 +3,12 @@ and for embedding the services without a database."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.common.errors import ConflictError, StaleVersionError
 from core.messaging.events import Event
@@ -232,6 +233,30 @@ class InMemoryJobRepository:
             r for r in self._state.runs.values() if r.job_id == job_id and (before is None or r.id < before)
         ]
         return sorted(found, key=lambda r: r.id, reverse=True)[:limit]
+
+    def count_by_status(self, tenant: str, *, owner: str | None) -> Mapping[JobStatus, int]:
+        """How many jobs are in each status."""
+        counted = collections.Counter(
+            job.status
+            for job in self._state.jobs.values()
+            if job.tenant == tenant and (owner is None or job.owner == owner)
+        )
+        return dict(counted)
+
+    def count_finished_runs(
+        self, tenant: str, *, owner: str | None, since: datetime, width: timedelta
+    ) -> Sequence[tuple[int, RunStatus, int]]:
+        """Finished runs per interval and outcome."""
+        owners = {job.id: job.owner for job in self._state.jobs.values()}
+        counted = collections.Counter(
+            ((run.finished_at - since) // width, run.status)
+            for run in self._state.runs.values()
+            if run.tenant == tenant
+            and run.finished_at is not None
+            and run.finished_at >= since
+            and (owner is None or owners.get(run.job_id) == owner)
+        )
+        return [(index, status, count) for (index, status), count in counted.items()]
 
 
 class InMemoryTaskRepository:

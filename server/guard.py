@@ -54,6 +54,7 @@ EARLY_CHECKS: Final[Mapping[str, tuple[ModuleType, str]]] = {
     JOBS + "ListPendingJobs": (job_permissions, job_permissions.READ),
     JOBS + "ListRunningJobs": (job_permissions, job_permissions.READ),
     JOBS + "ListJobRuns": (job_permissions, job_permissions.READ),
+    JOBS + "GetJobStats": (job_permissions, job_permissions.READ),
     JOBS + "ClaimJobs": (job_permissions, job_permissions.CLAIM),
     JOBS + "HeartbeatJob": (job_permissions, job_permissions.HEARTBEAT),
     JOBS + "PauseJob": (job_permissions, job_permissions.SCHEDULE),

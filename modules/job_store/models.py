@@ -111,6 +111,8 @@ class JobRunRow(Base):
 
     __table_args__ = (
         Index("ix_job_runs_job_id_id", "job_id", "id"),
+        # What the job stats count: a tenant's runs by when they finished.
+        Index("ix_job_runs_tenant_finished_at", "tenant", "finished_at"),
         # What the reaper reads: the leases of running runs, soonest deadline first.
         Index(
             "ix_job_runs_lease",

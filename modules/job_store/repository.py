@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, delete, func, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -242,6 +242,35 @@ class SqlAlchemyJobRepository(TransactionalRepository):
             statement = statement.where(runs.c.id < before)
         statement = statement.order_by(runs.c.id.desc()).limit(limit)
         return [run_from_row(row) for row in self._execute(statement)]
+
+    def count_by_status(self, tenant: str, *, owner: str | None) -> Mapping[JobStatus, int]:
+        """How many jobs are in each status (over the tenant's status index)."""
+        statement = select(jobs.c.status, func.count()).where(jobs.c.tenant == tenant)
+        if owner is not None:
+            statement = statement.where(jobs.c.owner == owner)
+        statement = statement.group_by(jobs.c.status)
+        return {JobStatus(status): int(count) for status, count in self._execute(statement)}
+
+    def count_finished_runs(
+        self, tenant: str, *, owner: str | None, since: datetime, width: timedelta
+    ) -> Sequence[tuple[int, RunStatus, int]]:
+        """Finished runs per interval and outcome, counted in the database (over the index
+        on the tenant's finish times)."""
+        seconds = width.total_seconds()
+        elapsed: ColumnElement[Any]
+        if self._tx.dialect == "postgresql":
+            elapsed = func.extract("epoch", runs.c.finished_at - since)
+        else:  # SQLite keeps UTC text: Julian days apart, in seconds
+            start = since.astimezone(UTC).replace(tzinfo=None)
+            elapsed = (func.julianday(runs.c.finished_at) - func.julianday(start)) * 86_400
+        interval = func.floor(elapsed / seconds).label("interval")
+        statement = select(interval, runs.c.status, func.count()).where(
+            runs.c.tenant == tenant, runs.c.finished_at >= since, runs.c.status != RunStatus.RUNNING.value
+        )
+        if owner is not None:
+            statement = statement.join(jobs, jobs.c.id == runs.c.job_id).where(jobs.c.owner == owner)
+        counted = self._execute(statement.group_by(interval, runs.c.status))
+        return [(int(index), RunStatus(status), int(count)) for index, status, count in counted]
 
 
 # -- row <-> domain ------------------------------------------------------------------------

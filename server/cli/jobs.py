@@ -351,6 +351,20 @@ def runs(client: Client, job_id: str, page_size: int, page_token: str) -> None:
 
 
 @jobs.command()
+@click.option("--window", type=float, default=60.0, show_default=True, help="minutes of runs to count")
+@click.option("--bucket", type=float, default=10.0, show_default=True, help="minutes per interval")
+@json_option
+@pass_client
+def stats(client: Client, window: float, bucket: float) -> None:
+    """Jobs by status, and runs finished per interval over the last WINDOW minutes."""
+    request = jobs_pb2.GetJobStatsRequest()
+    request.window.FromTimedelta(timedelta(minutes=window))
+    request.bucket_width.FromTimedelta(timedelta(minutes=bucket))
+    response = client.call(stub(client).GetJobStats, request)
+    out.emit(response, json_output=client.json_output, human=out.stats_tables(response))
+
+
+@jobs.command()
 @click.argument("job_id")
 @json_option
 @pass_client

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from jobtask.v1 import common_pb2, events_pb2, jobs_pb2, tasks_pb2
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.tree import Tree
 
@@ -162,6 +162,18 @@ def runs_table(runs: Sequence[jobs_pb2.JobRun]) -> Table:
             outcome,
         )
     return table
+
+
+def stats_tables(stats: jobs_pb2.GetJobStatsResponse) -> Group:
+    """Jobs by status, then finished runs per interval."""
+    statuses = Table("status", "jobs")
+    for counted in stats.status_counts:
+        statuses.add_row(job_status(counted.status), str(counted.count))
+    runs = Table("from", "succeeded", "failed", "cancelled")
+    for bucket in stats.run_counts:
+        counts = (bucket.succeeded, bucket.failed, bucket.cancelled)
+        runs.add_row(when(bucket, "start_time"), *(str(count) for count in counts))
+    return Group(statuses, runs)
 
 
 def task_view(task: tasks_pb2.Task) -> Table:

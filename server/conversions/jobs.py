@@ -7,6 +7,7 @@ from typing import Any
 
 from jobtask.v1 import jobs_pb2
 
+from core.services.jobs.stats import JobStats
 from core.services.jobs.types import (
     UNSET,
     Claim,
@@ -247,3 +248,24 @@ def claim_to_proto(claim: Claim) -> jobs_pb2.ClaimedJob:
 def optional_duration(message: Any, field: str) -> timedelta | None:
     """The timedelta in ``message.field`` when set."""
     return from_duration(getattr(message, field), field) if message.HasField(field) else None
+
+
+def stats_to_proto(counted: JobStats) -> jobs_pb2.GetJobStatsResponse:
+    """The proto of job stats."""
+    message = jobs_pb2.GetJobStatsResponse(
+        status_counts=[
+            jobs_pb2.JobStatusCount(status=status_to_proto(status), count=count)
+            for status, count in counted.by_status.items()
+        ],
+        run_counts=[
+            jobs_pb2.RunCounts(
+                start_time=to_timestamp(bucket.start),
+                succeeded=bucket.succeeded,
+                failed=bucket.failed,
+                cancelled=bucket.cancelled,
+            )
+            for bucket in counted.runs
+        ],
+    )
+    set_time(message, "as_of_time", counted.as_of)
+    return message

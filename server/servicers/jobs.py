@@ -12,7 +12,7 @@ from jobtask.v1 import jobs_pb2, jobs_pb2_grpc
 
 from core.common.actor import Actor
 from core.common.result import OperationResult
-from core.services.jobs import types
+from core.services.jobs import stats, types
 from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.service import JobService
 from core.services.jobs.types import Claim
@@ -285,6 +285,17 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
             )
 
         return self._answer(context, jobs_pb2.ListJobRunsResponse, work)
+
+    def GetJobStats(self, request: jobs_pb2.GetJobStatsRequest, context: Any) -> jobs_pb2.GetJobStatsResponse:
+        def work(actor: Actor) -> OperationResult[jobs_pb2.GetJobStatsResponse]:
+            counted = self._jobs.get_job_stats(
+                actor,
+                window=convert.optional_duration(request, "window") or stats.DEFAULT_WINDOW,
+                bucket_width=convert.optional_duration(request, "bucket_width") or stats.DEFAULT_BUCKET,
+            )
+            return counted.map(convert.stats_to_proto)
+
+        return self._answer(context, jobs_pb2.GetJobStatsResponse, work)
 
     def PauseJob(self, request: jobs_pb2.PauseJobRequest, context: Any) -> jobs_pb2.PauseJobResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.PauseJobResponse]:

@@ -119,6 +119,39 @@ class TestJobRpcs:
         )
         assert failed.job.status == jobs_pb2.JOB_STATUS_FAILED
 
+    def test_stats_count_statuses_and_finished_runs(self, jobs: Any) -> None:
+        done, failed = new_job(jobs), new_job(jobs)
+        new_job(jobs)  # stays PENDING
+        for job in (done, failed):
+            jobs.StartJob(jobs_pb2.StartJobRequest(id=job.id), metadata=OPERATOR)
+        jobs.CompleteJob(jobs_pb2.CompleteJobRequest(id=done.id), metadata=OPERATOR)
+        jobs.FailJob(jobs_pb2.FailJobRequest(id=failed.id, error="x", permanent=True), metadata=OPERATOR)
+        request = jobs_pb2.GetJobStatsRequest(bucket_width=duration_pb2.Duration(seconds=600))
+
+        counted = jobs.GetJobStats(request, metadata=MEMBER)
+
+        by_status = {jobs_pb2.JobStatus.Name(c.status): c.count for c in counted.status_counts}
+        assert by_status == {
+            "JOB_STATUS_PENDING": 1,
+            "JOB_STATUS_SCHEDULED": 0,
+            "JOB_STATUS_RUNNING": 0,
+            "JOB_STATUS_SUCCEEDED": 1,
+            "JOB_STATUS_FAILED": 1,
+            "JOB_STATUS_CANCELLED": 0,
+        }
+        assert len(counted.run_counts) == 7  # an hour in ten-minute intervals, the last holding now
+        assert counted.run_counts[-1].start_time.ToDatetime() <= counted.as_of_time.ToDatetime()
+        assert sum(b.succeeded for b in counted.run_counts) == 1
+        assert sum(b.failed for b in counted.run_counts) == 1
+        assert not any(c.count for c in jobs.GetJobStats(request, metadata=OTHER_MEMBER).status_counts)
+        refused = failure(
+            lambda: jobs.GetJobStats(
+                jobs_pb2.GetJobStatsRequest(window=duration_pb2.Duration(seconds=10)), metadata=MEMBER
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert [v.field for v in refused.field_violations] == ["window"]
+
     def test_error_classes(self, jobs: Any) -> None:
         job = new_job(jobs)
         invalid = failure(

@@ -73,6 +73,10 @@ def test_create_list_complete_and_watch_the_events(run: object) -> None:
     assert "SUCCEEDED" in done.stdout
     runs = run("jobs", "runs", job_id)
     assert "SUCCEEDED" in runs.stdout
+    counted = json_of(run("jobs", "stats", "--window", "30", "--bucket", "15", "--json"))
+    assert {"status": "JOB_STATUS_SUCCEEDED", "count": "1"} in counted["status_counts"]  # type: ignore[index]
+    assert sum(int(b.get("succeeded", 0)) for b in counted["run_counts"]) == 1  # type: ignore[index]
+    assert "SUCCEEDED" in run("jobs", "stats").stdout
     watched = run("events", "watch", "--after", "0", "--count", "5", "--type", "job.*")
     assert watched.exit_code == 0, watched.output
     lines = watched.stdout.strip().splitlines()

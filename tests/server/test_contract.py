@@ -57,6 +57,7 @@ CLI_COMMANDS: dict[str, tuple[str, ...] | str] = {
     "JobService.PauseJob": ("jobs", "pause"),
     "JobService.ResumeJob": ("jobs", "resume"),
     "JobService.RunJobNow": ("jobs", "run-now"),
+    "JobService.GetJobStats": ("jobs", "stats"),
     "JobService.ListJobTasks": ("jobs", "tasks"),
     "JobService.LinkTask": ("jobs", "link"),
     "JobService.UnlinkTask": ("jobs", "unlink"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from core.services.jobs.types import Job, JobFilters, JobRun, JobStatus
+from core.services.jobs.types import Job, JobFilters, JobRun, JobStatus, RunStatus
 
 
 class JobRepository(Protocol):
@@ -103,4 +103,17 @@ class JobRepository(Protocol):
 
     def runs(self, job_id: uuid.UUID, *, before: uuid.UUID | None, limit: int) -> Sequence[JobRun]:
         """Runs of ``job_id``, newest first, before the key ``before``."""
+        ...
+
+    def count_by_status(self, tenant: str, *, owner: str | None) -> Mapping[JobStatus, int]:
+        """How many jobs of ``tenant`` (of ``owner`` only, when given) are in each status;
+        a status with none may be absent."""
+        ...
+
+    def count_finished_runs(
+        self, tenant: str, *, owner: str | None, since: datetime, width: timedelta
+    ) -> Sequence[tuple[int, RunStatus, int]]:
+        """Runs of ``tenant``'s jobs (of ``owner``'s only, when given) that finished at or
+        after ``since``, counted per interval: (intervals of ``width`` since ``since``,
+        outcome, count)."""
         ...

@@ -18,7 +18,7 @@ from core.common.result import ErrorCode, FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
 from core.services import changes
-from core.services.jobs import permissions, types
+from core.services.jobs import permissions, stats, types
 from core.services.jobs.types import (
     Claim,
     Job,
@@ -591,6 +591,39 @@ class JobService:
                 return OperationResult.not_found("job", job_id)
             runs = uow.jobs.runs(job_id, before=request.after, limit=request.size + 1)
         return OperationResult.success(pagination.make_page(runs, request, fingerprint))
+
+    @changes.reading("job")
+    def get_job_stats(
+        self,
+        actor: Actor,
+        *,
+        window: timedelta = stats.DEFAULT_WINDOW,
+        bucket_width: timedelta = stats.DEFAULT_BUCKET,
+    ) -> OperationResult[stats.JobStats]:
+        """How many jobs the actor may read are in each status, and how their runs ended in
+        each interval of ``bucket_width`` covering the last ``window``."""
+        violations = list(stats.violations(window, bucket_width))
+        if violations:
+            return OperationResult.invalid(*violations)
+        now = self._clock.now()
+        intervals = stats.Window.ending_at(now, window, bucket_width)
+        by_status: Mapping[JobStatus, int] = {}
+        counted: Sequence[tuple[int, RunStatus, int]] = ()
+        if permissions.may_ever(actor, permissions.READ):
+            owner = actor.id if permissions.reads_only_own(actor) else None
+            with self._uow(read_only=True) as uow:
+                by_status = uow.jobs.count_by_status(actor.tenant, owner=owner)
+                counted = uow.jobs.count_finished_runs(
+                    actor.tenant, owner=owner, since=intervals.since, width=bucket_width
+                )
+        return OperationResult.success(
+            stats.JobStats(
+                as_of=now,
+                by_status=stats.all_statuses(by_status),
+                runs=intervals.assemble(counted),
+                bucket_width=bucket_width,
+            )
+        )
 
     # -- schedule control ----------------------------------------------------------------
 

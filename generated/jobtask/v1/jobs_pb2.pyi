@@ -394,6 +394,44 @@ class ListJobRunsResponse(_message.Message):
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[JobRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetJobStatsRequest(_message.Message):
+    __slots__ = ("window", "bucket_width")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    window: _duration_pb2.Duration
+    bucket_width: _duration_pb2.Duration
+    def __init__(self, window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class GetJobStatsResponse(_message.Message):
+    __slots__ = ("status_counts", "run_counts", "as_of_time")
+    STATUS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    RUN_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_TIME_FIELD_NUMBER: _ClassVar[int]
+    status_counts: _containers.RepeatedCompositeFieldContainer[JobStatusCount]
+    run_counts: _containers.RepeatedCompositeFieldContainer[RunCounts]
+    as_of_time: _timestamp_pb2.Timestamp
+    def __init__(self, status_counts: _Optional[_Iterable[_Union[JobStatusCount, _Mapping]]] = ..., run_counts: _Optional[_Iterable[_Union[RunCounts, _Mapping]]] = ..., as_of_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JobStatusCount(_message.Message):
+    __slots__ = ("status", "count")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    status: JobStatus
+    count: int
+    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class RunCounts(_message.Message):
+    __slots__ = ("start_time", "succeeded", "failed", "cancelled")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    succeeded: int
+    failed: int
+    cancelled: int
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+
 class ClaimJobsRequest(_message.Message):
     __slots__ = ("kinds", "labels", "max_jobs", "wait", "lease_duration", "worker_id")
     class LabelsEntry(_message.Message):

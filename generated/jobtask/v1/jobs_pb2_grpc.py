@@ -102,6 +102,11 @@ class JobServiceStub:
                 request_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.SerializeToString,
                 response_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.FromString,
                 _registered_method=True)
+        self.GetJobStats = channel.unary_unary(
+                '/jobtask.v1.JobService/GetJobStats',
+                request_serializer=jobtask_dot_v1_dot_jobs__pb2.GetJobStatsRequest.SerializeToString,
+                response_deserializer=jobtask_dot_v1_dot_jobs__pb2.GetJobStatsResponse.FromString,
+                _registered_method=True)
         self.ClaimJobs = channel.unary_unary(
                 '/jobtask.v1.JobService/ClaimJobs',
                 request_serializer=jobtask_dot_v1_dot_jobs__pb2.ClaimJobsRequest.SerializeToString,
@@ -225,6 +230,14 @@ class JobServiceServicer:
 
     def ListJobRuns(self, request, context):
         """The runs of a job, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobStats(self, request, context):
+        """How many jobs the caller may read are in each status, and how many of their runs
+        finished in each interval of a recent window, by outcome: what a dashboard shows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -359,6 +372,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListJobRuns,
                     request_deserializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.FromString,
                     response_serializer=jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.SerializeToString,
+            ),
+            'GetJobStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobStats,
+                    request_deserializer=jobtask_dot_v1_dot_jobs__pb2.GetJobStatsRequest.FromString,
+                    response_serializer=jobtask_dot_v1_dot_jobs__pb2.GetJobStatsResponse.SerializeToString,
             ),
             'ClaimJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimJobs,
@@ -755,6 +773,33 @@ class JobService:
             '/jobtask.v1.JobService/ListJobRuns',
             jobtask_dot_v1_dot_jobs__pb2.ListJobRunsRequest.SerializeToString,
             jobtask_dot_v1_dot_jobs__pb2.ListJobRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobtask.v1.JobService/GetJobStats',
+            jobtask_dot_v1_dot_jobs__pb2.GetJobStatsRequest.SerializeToString,
+            jobtask_dot_v1_dot_jobs__pb2.GetJobStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
