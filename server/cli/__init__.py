@@ -42,13 +42,18 @@ class Client:
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            if self.ca_file or self.cert_file:
-                self._channel = grpc.secure_channel(self.server, self._credentials())
+            credentials = self.credentials()
+            if credentials is not None:
+                self._channel = grpc.secure_channel(self.server, credentials)
             else:
                 self._channel = grpc.insecure_channel(self.server)
         return self._channel
 
-    def _credentials(self) -> grpc.ChannelCredentials:
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials of --ca-file, --cert-file and --key-file; None for plaintext."""
+        if not (self.ca_file or self.cert_file):
+            return None
+
         def read(path: str | None) -> bytes | None:
             if path is None:
                 return None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from server.cli import cli, events, jobs, tasks, worker
+from server.cli.console import console
 
 __all__ = ["cli", "main"]
 
-for group in (jobs.jobs, tasks.tasks, events.events, worker.worker):
+for group in (jobs.jobs, tasks.tasks, events.events, worker.worker, console):
     cli.add_command(group)
 
 

@@ -1,0 +1,193 @@
+"""The console's web application: settings, sessions, the sign-in guard, rendering."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import ipaddress
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jinja2
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from server.console import words
+from server.console.api import Api, Identity, Refusal
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "jobtask_console"
+CSRF_HEADER = "x-csrf-token"
+
+templates = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+)
+templates.env.filters.update(
+    job_status=words.job_status,
+    run_status=words.run_status,
+    task_status=words.task_status,
+    task_priority=words.task_priority,
+    when=words.when,
+    duration=words.duration,
+    labels=words.labels,
+)
+templates.env.globals.update(moment=words.moment, schedule=words.schedule, next_run=words.next_run)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleSettings:
+    """How the console runs: the server it calls, and how it keeps sessions."""
+
+    server: str = "127.0.0.1:50051"
+    credentials: grpc.ChannelCredentials | None = None
+    # Signs the session cookies; a random one (the default) signs everyone out on restart.
+    secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Offer a development identity (actor, tenant, roles as headers) on the sign-in page:
+    # only when the console is reached on loopback, as the server trusts headers only there.
+    development_identity: bool = True
+    # Send the cookie only over HTTPS (behind a TLS-terminating proxy).
+    secure_cookies: bool = False
+    call_timeout: float = 10.0
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host in (None, ""):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def api_of(request: Request) -> Api:
+    api: Api = request.app.state.api
+    return api
+
+
+def identity_of(request: Request) -> Identity:
+    identity: Identity = request.state.identity
+    return identity
+
+
+def csrf_token(request: Request) -> str:
+    """The session's token that every form and htmx request sends back."""
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, after its CSRF token (field or header) matched the session's."""
+    form = await request.form()
+    sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
+    if not sent or not secrets.compare_digest(sent, csrf_token(request)):
+        raise HTTPException(403, "the form is stale: reload the page and try again")
+    return form
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """A page or a fragment, with what every template needs."""
+    identity = getattr(request.state, "identity", None)
+    response: Response = templates.TemplateResponse(
+        request,
+        template,
+        {"identity": identity, "csrf": csrf_token(request), "path": request.url.path, **context},
+        status_code=status_code,
+    )
+    return response
+
+
+def refusal_fragment(request: Request, refusal: Refusal, status_code: int = 200) -> Response:
+    """A refusal in words, for an htmx target."""
+    return render(request, "_refusal.html", status_code=status_code, refusal=refusal)
+
+
+def outcome(
+    request: Request,
+    *,
+    refusal: Refusal | None,
+    done: str,
+    extra: dict[str, Any] | None = None,
+    template: str = "",
+    **page: Any,
+) -> Response:
+    """What an action answers: for htmx the outcome alone (the panel then reloads itself on
+    the ``changed`` event), else ``template``, the whole page, with the outcome on it."""
+    if not template:
+        response = render(request, "_outcome.html", refusal=refusal, done=done, **(extra or {}))
+        response.headers["HX-Trigger"] = "changed"
+        return response
+    return render(request, template, refusal=refusal, done=done, **(extra or {}), **page)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def signed_in(handler: Handler) -> Handler:
+    """Pages need an identity: without one a page goes to sign-in, a fragment gets 401."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        identity = Identity.from_session(request.session.get("identity"))
+        if identity is None:
+            if request.headers.get("hx-request") or request.url.path.endswith("/stream"):
+                return Response("signed out", status_code=401, headers={"HX-Redirect": "/signin"})
+            return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+        request.state.identity = identity
+        return await handler(request)
+
+    return guarded
+
+
+def create_app(settings: ConsoleSettings, routes: list[BaseRoute] | None = None) -> Starlette:
+    """The console, calling the server of ``settings``."""
+    from server.console import events, jobs, overview, signin, tasks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.api = Api(settings.server, credentials=settings.credentials, timeout=settings.call_timeout)
+        try:
+            yield
+        finally:
+            await app.state.api.close()
+
+    app = Starlette(
+        routes=[
+            *signin.routes,
+            *overview.routes,
+            *jobs.routes,
+            *tasks.routes,
+            *events.routes,
+            *(routes or []),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret,
+                session_cookie=SESSION_COOKIE,
+                same_site="strict",
+                https_only=settings.secure_cookies,
+                max_age=12 * 3600,
+            )
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,143 @@
+"""The live side of the console: EventService/Subscribe relayed to the browser as
+server-sent events, and the events page that shows them.
+
+A stream resumes by sequence at both ends: when the jobtask server goes away (a restart,
+another replica) the console subscribes again after the last sequence it relayed; when
+the browser reconnects it sends that sequence back (Last-Event-ID, or ``after``). So no
+event is lost or shown twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import grpc
+import grpc.aio
+from google.protobuf import duration_pb2
+from jobtask.v1 import events_pb2
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from server.console import words
+from server.console.api import Refusal
+from server.console.app import api_of, identity_of, render, signed_in, templates
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = duration_pb2.Duration(seconds=5)
+# Waits between attempts to subscribe again while the server is away.
+BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN})
+
+
+def frame(event: str, data: str = "", sequence: int | None = None) -> str:
+    """One server-sent event; every line of ``data`` on a ``data:`` line of its own."""
+    lines = [f"event: {event}"]
+    if sequence is not None:
+        lines.append(f"id: {sequence}")
+    lines += [f"data: {line}" for line in (data.splitlines() or [""])]
+    return "\n".join(lines) + "\n\n"
+
+
+def _resume_point(request: Request) -> int | None:
+    """Where the browser left off: Last-Event-ID on a reconnect, else ``after``."""
+    for value in (request.headers.get("last-event-id"), request.query_params.get("after")):
+        if value and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def subscription(request: Request) -> events_pb2.SubscribeRequest:
+    """The Subscribe request of the stream's filters (without its resume point)."""
+    query = request.query_params
+    return events_pb2.SubscribeRequest(
+        types=[t.strip() for t in query.getlist("type") if t.strip()],
+        resource_ids=[r.strip() for r in query.getlist("resource") if r.strip()],
+        job_id=query.get("job", "").strip(),
+        heartbeat_interval=HEARTBEAT,
+    )
+
+
+def event_row(event: events_pb2.Event) -> str:
+    return str(templates.get_template("_event.html").render(event=event, summary=words.event_summary(event)))
+
+
+async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
+    """Frames for the browser, from as many subscriptions as it takes."""
+    api, identity, asked = api_of(request), identity_of(request), subscription(request)
+    yield "retry: 1000\n\n"
+    attempt = 0
+    while True:
+        subscribe = events_pb2.SubscribeRequest()
+        subscribe.CopyFrom(asked)
+        if after is not None:
+            subscribe.after_sequence = after
+        call = api.stream(identity, api.events.Subscribe, subscribe)
+        try:
+            announced = False
+            async for item in call:
+                if not announced:
+                    yield frame("status", "live")
+                    announced, attempt = True, 0
+                if item.HasField("event"):
+                    after = item.event.sequence
+                    yield frame(item.event.type.split(".", 1)[0], event_row(item.event), after)
+                elif after is None or item.heartbeat.sequence > after:
+                    after = item.heartbeat.sequence
+                    yield frame("position", "", after)
+            refusal = None  # the server ended the stream: subscribe again
+        except grpc.aio.AioRpcError as error:
+            refusal = Refusal.of(error, api.target)
+            if error.code() in RETRYABLE or refusal.code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
+                last = refusal.details.get("last_sequence")
+                if isinstance(last, int | float) and (after is None or last > after):
+                    after = int(last)
+            elif refusal.code == "OUT_OF_RANGE" and "oldest_sequence" in refusal.details:
+                yield frame(
+                    "status", f"events up to {int(refusal.details['oldest_sequence']) - 1} were pruned"
+                )
+                after = int(refusal.details["oldest_sequence"]) - 1
+                continue
+            else:
+                yield frame("refusal", render_refusal(refusal))
+                return
+        finally:
+            call.cancel()
+        yield frame("status", "reconnecting to jobtask…" if refusal else "live")
+        await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+        attempt += 1
+
+
+def render_refusal(refusal: Refusal) -> str:
+    return str(templates.get_template("_refusal.html").render(refusal=refusal))
+
+
+@signed_in
+async def stream(request: Request) -> Response:
+    return StreamingResponse(
+        relay(request, _resume_point(request)),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+@signed_in
+async def events_page(request: Request) -> Response:
+    query = request.query_params
+    chosen: dict[str, Any] = {
+        "type": query.get("type", "").strip(),
+        "resource": query.get("resource", "").strip(),
+        "after": query.get("after", "").strip(),
+    }
+    source = "/events/stream?" + urlencode([(k, v) for k, v in chosen.items() if v])
+    return render(request, "events.html", chosen=chosen, source=source)
+
+
+routes = [
+    Route("/events", events_page),
+    Route("/events/stream", stream),
+]
