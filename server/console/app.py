@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -30,6 +31,7 @@ from server.console.api import Api, Identity, Refusal
 HERE = Path(__file__).parent
 SESSION_COOKIE = "jobtask_console"
 CSRF_HEADER = "x-csrf-token"
+DIGEST_HEADER, SEEN_DIGEST_HEADER = "x-digest", "x-seen-digest"
 
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
@@ -101,16 +103,42 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """A page or a fragment, with what every template needs."""
+def _context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
     identity = getattr(request.state, "identity", None)
+    return {
+        "request": request,
+        "identity": identity,
+        "csrf": csrf_token(request),
+        "path": request.url.path,
+        **context,
+    }
+
+
+def _digest(html: str) -> str:
+    return hashlib.blake2b(html.encode(), digest_size=12).hexdigest()
+
+
+def render(
+    request: Request, template: str, status_code: int = 200, *, live: str = "", **context: Any
+) -> Response:
+    """A page or a fragment, with what every template needs. A page with a ``live`` part
+    (the fragment its events reload) gets that part's digest as ``digest``."""
+    if live:
+        context["digest"] = _digest(templates.get_template(live).render(_context(request, context)))
     response: Response = templates.TemplateResponse(
-        request,
-        template,
-        {"identity": identity, "csrf": csrf_token(request), "path": request.url.path, **context},
-        status_code=status_code,
+        request, template, _context(request, context), status_code=status_code
     )
     return response
+
+
+def fragment(request: Request, template: str, **context: Any) -> Response:
+    """A live part of a page, reloaded by its events: 204 (htmx then leaves the page as it
+    is, with what is being typed or clicked) when it is the same as the page holds."""
+    html = templates.get_template(template).render(_context(request, context))
+    digest = _digest(html)
+    if request.headers.get(SEEN_DIGEST_HEADER) == digest:
+        return Response(status_code=204)
+    return HTMLResponse(html, headers={DIGEST_HEADER: digest})
 
 
 def refusal_fragment(request: Request, refusal: Refusal, status_code: int = 200) -> Response:

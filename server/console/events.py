@@ -1,6 +1,10 @@
 """The live side of the console: EventService/Subscribe relayed to the browser as
 server-sent events, and the events page that shows them.
 
+Pages reload their live parts on the events of their kind and on each ``status`` frame:
+a stream becoming live (first or again) reloads them once, which covers whatever changed
+between the page's rendering and its stream's start.
+
 A stream resumes by sequence at both ends: when the jobtask server goes away (a restart,
 another replica) the console subscribes again after the last sequence it relayed; when
 the browser reconnects it sends that sequence back (Last-Event-ID, or ``after``). So no
@@ -78,11 +82,10 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
             subscribe.after_sequence = after
         call = api.stream(identity, api.events.Subscribe, subscribe)
         try:
-            announced = False
+            await call.initial_metadata()  # the server sends its headers once the stream is open
+            yield frame("status", "live")
+            attempt = 0
             async for item in call:
-                if not announced:
-                    yield frame("status", "live")
-                    announced, attempt = True, 0
                 if item.HasField("event"):
                     after = item.event.sequence
                     yield frame(item.event.type.split(".", 1)[0], event_row(item.event), after)

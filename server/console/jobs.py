@@ -22,7 +22,16 @@ from core.common import access
 from core.services.jobs import permissions
 from server.console import words
 from server.console.api import Refusal
-from server.console.app import api_of, checked_form, identity_of, outcome, refusal_fragment, render, signed_in
+from server.console.app import (
+    api_of,
+    checked_form,
+    fragment,
+    identity_of,
+    outcome,
+    refusal_fragment,
+    render,
+    signed_in,
+)
 
 PAGE_SIZES = (10, 25, 50, 100)
 STATUSES = [name.removeprefix("JOB_STATUS_") for name in jobs_pb2.JobStatus.keys()[1:]]
@@ -96,12 +105,19 @@ async def _table(request: Request) -> dict[str, Any]:
 
 @signed_in
 async def job_list(request: Request) -> Response:
-    return render(request, "jobs.html", statuses=STATUSES, page_sizes=PAGE_SIZES, **await _table(request))
+    return render(
+        request,
+        "jobs.html",
+        live="_jobs_table.html",
+        statuses=STATUSES,
+        page_sizes=PAGE_SIZES,
+        **await _table(request),
+    )
 
 
 @signed_in
 async def job_table(request: Request) -> Response:
-    return render(request, "_jobs_table.html", **await _table(request))
+    return fragment(request, "_jobs_table.html", **await _table(request))
 
 
 def _struct(text: str, field: str) -> struct_pb2.Struct:
@@ -241,7 +257,7 @@ async def job_page(request: Request) -> Response:
         return render(
             request, "missing.html", status_code=404 if refused.code == "NOT_FOUND" else 400, refusal=refused
         )
-    return render(request, "job.html", **context)
+    return render(request, "job.html", live="_job_panel.html", **context)
 
 
 @signed_in
@@ -250,7 +266,7 @@ async def job_panel(request: Request) -> Response:
         context = await _job_context(request, request.path_params["job_id"])
     except Refusal as refused:
         return refusal_fragment(request, refused)
-    return render(request, "_job_panel.html", **context)
+    return fragment(request, "_job_panel.html", **context)
 
 
 def _action_request(name: str, job_id: str, etag: str, form: FormData) -> tuple[str, Any]:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from server.console import words
 from server.console.api import Refusal
-from server.console.app import api_of, identity_of, render, signed_in
+from server.console.app import api_of, fragment, identity_of, render, signed_in
 
 WINDOW = duration_pb2.Duration(seconds=3600)
 BUCKET = duration_pb2.Duration(seconds=60)
@@ -99,12 +99,12 @@ async def _stats(request: Request) -> dict[str, Any]:
 
 @signed_in
 async def overview(request: Request) -> Response:
-    return render(request, "overview.html", **await _stats(request))
+    return render(request, "overview.html", live="_overview_panel.html", **await _stats(request))
 
 
 @signed_in
 async def overview_panel(request: Request) -> Response:
-    return render(request, "_overview_panel.html", **await _stats(request))
+    return fragment(request, "_overview_panel.html", **await _stats(request))
 
 
 async def home(request: Request) -> Response:

@@ -17,7 +17,16 @@ from core.common import access
 from core.services.tasks import permissions
 from server.console import words
 from server.console.api import Refusal
-from server.console.app import api_of, checked_form, identity_of, outcome, refusal_fragment, render, signed_in
+from server.console.app import (
+    api_of,
+    checked_form,
+    fragment,
+    identity_of,
+    outcome,
+    refusal_fragment,
+    render,
+    signed_in,
+)
 
 STATUSES = [name.removeprefix("TASK_STATUS_") for name in tasks_pb2.TaskStatus.keys()[1:]]
 PRIORITIES = [name.removeprefix("TASK_PRIORITY_") for name in tasks_pb2.TaskPriority.keys()[1:]]
@@ -84,12 +93,19 @@ def _filters(request: Request) -> dict[str, Any]:
 
 @signed_in
 async def task_list(request: Request) -> Response:
-    return render(request, "tasks.html", statuses=STATUSES, priorities=PRIORITIES, **await _tree(request))
+    return render(
+        request,
+        "tasks.html",
+        live="_task_tree.html",
+        statuses=STATUSES,
+        priorities=PRIORITIES,
+        **await _tree(request),
+    )
 
 
 @signed_in
 async def task_tree(request: Request) -> Response:
-    return render(request, "_task_tree.html", **await _tree(request))
+    return fragment(request, "_task_tree.html", **await _tree(request))
 
 
 async def _tree(request: Request) -> dict[str, Any]:
@@ -206,7 +222,7 @@ async def task_page(request: Request) -> Response:
         return render(
             request, "missing.html", status_code=404 if refused.code == "NOT_FOUND" else 400, refusal=refused
         )
-    return render(request, "task.html", **context)
+    return render(request, "task.html", live="_task_panel.html", **context)
 
 
 @signed_in
@@ -215,7 +231,7 @@ async def task_panel(request: Request) -> Response:
         context = await _task_context(request, request.path_params["task_id"])
     except Refusal as refused:
         return refusal_fragment(request, refused)
-    return render(request, "_task_panel.html", **context)
+    return fragment(request, "_task_panel.html", **context)
 
 
 async def _named(request: Request, ids: Sequence[str]) -> list[tasks_pb2.Task]:

@@ -33,10 +33,10 @@ class ServerThread:
         self.app: Application | None = None
         self.running: RunningServer | None = None
 
-    def start(self) -> str:
+    def start(self, address: str = "127.0.0.1:0") -> str:
         self.thread.start()
         self.app = build_application(self.settings)
-        self.running = self.run(start_server(self.app, "127.0.0.1:0"))
+        self.running = self.run(start_server(self.app, address))
         return f"127.0.0.1:{self.running.port}"
 
     def run(self, coroutine: Any) -> Any:

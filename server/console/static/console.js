@@ -20,6 +20,21 @@
     return source;
   };
 
+  // A live part of a page reloads on its events; the server answers 204 (nothing to swap)
+  // when it would be the same as what the page holds, so a form being filled in or a
+  // button being pressed is not replaced under the user.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (event.detail.verb === "get" && elt.dataset && elt.dataset.digest) {
+      event.detail.headers["x-seen-digest"] = elt.dataset.digest;
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var xhr = event.detail.xhr;
+    var digest = xhr && xhr.getResponseHeader("x-digest");
+    if (digest && event.detail.elt.dataset) { event.detail.elt.dataset.digest = digest; }
+  });
+
   var KEEP = 1000;
   document.addEventListener("htmx:sseMessage", function (event) {
     var feed = document.getElementById("feed");
