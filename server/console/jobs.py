@@ -346,11 +346,9 @@ async def update_job(request: Request) -> Response:
     try:
         job = _job_of_form(form)
         job.id = job_id
-        job.etag = str(form.get("etag", ""))
         mask = field_mask_pb2.FieldMask(paths=["name", "description", "priority", "labels"])
-        await api.call(
-            identity_of(request), api.jobs.UpdateJob, jobs_pb2.UpdateJobRequest(job=job, update_mask=mask)
-        )
+        update = jobs_pb2.UpdateJobRequest(job=job, update_mask=mask, etag=str(form.get("etag", "")))
+        await api.call(identity_of(request), api.jobs.UpdateJob, update)
     except Refusal as refused:
         current = await api.call(identity_of(request), api.jobs.GetJob, jobs_pb2.GetJobRequest(id=job_id))
         return render(request, "job_form.html", status_code=400, job=current.job, form=form, refusal=refused)

@@ -56,16 +56,23 @@ def run_bars(buckets: Sequence[jobs_pb2.RunCounts]) -> tuple[list[Bar], int]:
     return bars, tallest
 
 
-def failure_line(buckets: Sequence[jobs_pb2.RunCounts]) -> str:
-    """SVG polyline points of the failure rate (failed / finished) of each interval with runs."""
+def failure_points(buckets: Sequence[jobs_pb2.RunCounts]) -> list[tuple[float, float, str]]:
+    """(x, y, tooltip) of the failure rate (failed / finished) of each interval with runs."""
     step = WIDTH / max(len(buckets), 1)
     points = []
     for index, bucket in enumerate(buckets):
         finished = bucket.succeeded + bucket.failed + bucket.cancelled
         if finished:
             rate = bucket.failed / finished
-            points.append(f"{index * step + step / 2:.1f},{HEIGHT - 2 - rate * (HEIGHT - 4):.1f}")
-    return " ".join(points)
+            start = words.when(words.moment(bucket, "start_time"))
+            points.append(
+                (
+                    round(index * step + step / 2, 1),
+                    round(HEIGHT - 2 - rate * (HEIGHT - 4), 1),
+                    f"{start}: {rate:.0%} of {finished} failed",
+                )
+            )
+    return points
 
 
 async def _stats(request: Request) -> dict[str, Any]:
@@ -87,7 +94,9 @@ async def _stats(request: Request) -> dict[str, Any]:
         "total": sum(c.count for c in counted.status_counts),
         "bars": bars,
         "tallest": tallest,
-        "line": failure_line(buckets),
+        "points": failure_points(buckets),
+        "line": " ".join(f"{x},{y}" for x, y, _ in failure_points(buckets)),
+        "first": words.moment(buckets[0], "start_time") if buckets else None,
         "finished": finished,
         "failed": failed,
         "rate": (failed / finished) if finished else None,

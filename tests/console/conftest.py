@@ -30,7 +30,9 @@ class ConsoleThread:
     """``create_app`` served by uvicorn on a free loopback port, in a background thread."""
 
     def __init__(self, settings: ConsoleSettings) -> None:
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
