@@ -7,7 +7,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -57,6 +57,8 @@ def _filters(query: QueryParams) -> dict[str, Any]:
         "kind": query.get("kind", "").strip(),
         "owner": query.get("owner", "").strip(),
         "label": query.get("label", "").strip(),
+        "created_after": query.get("created_after", "").strip(),
+        "created_before": query.get("created_before", "").strip(),
         "page_size": int(size) if size.isdigit() and int(size) in PAGE_SIZES else 25,
         "page_token": query.get("page_token", ""),
     }
@@ -73,13 +75,28 @@ def _list_request(chosen: dict[str, Any]) -> jobs_pb2.ListJobsRequest:
     for pair in filter(None, (p.strip() for p in chosen["label"].split(","))):
         key, _, value = pair.partition("=")
         request.labels[key.strip()] = value.strip()
+    for field in ("created_after", "created_before"):
+        if chosen[field]:
+            getattr(request, field).FromDatetime(_utc(chosen[field], field))
     return request
+
+
+def _utc(text: str, field: str) -> datetime:
+    """A time typed in a form (``2030-01-01T09:30``), read as UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise Refusal(
+            "INVALID_ARGUMENT", f"{field} is not a date and time", ((field, "not a time"),)
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _query(chosen: dict[str, Any], **changes: Any) -> str:
     merged = {**chosen, **changes}
     pairs = [("status", s) for s in merged["status"]]
-    pairs += [(k, merged[k]) for k in ("kind", "owner", "label", "page_token") if merged[k]]
+    keys = ("kind", "owner", "label", "created_after", "created_before", "page_token")
+    pairs += [(k, merged[k]) for k in keys if merged[k]]
     if merged["page_size"] != 25:
         pairs.append(("page_size", merged["page_size"]))
     return urlencode(pairs)

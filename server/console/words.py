@@ -56,10 +56,12 @@ def when(value: datetime | None, zone: str = "") -> str:
 
 
 def duration(value: timedelta | None) -> str:
-    """``2.5 s``, ``3 min 4 s``, ``1 h 2 min``."""
+    """``40 ms``, ``2.50 s``, ``3 min 4 s``, ``1 h 2 min``."""
     if value is None:
         return "—"
     seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 10:
         return f"{seconds:.2f} s".replace(".00 s", " s")
     if seconds < 60:

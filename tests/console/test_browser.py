@@ -220,3 +220,49 @@ def test_a_task_created_elsewhere_appears_in_the_tree(
         metadata=identity("ann", "member"),
     ).task
     expect(page.locator(f"li[data-task-id='{made.id}']")).to_contain_text("From the API", timeout=1_000)
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+    .map(el => el.outerHTML)"""
+
+
+def test_every_control_has_a_name_and_the_keyboard_reaches_the_actions(
+    page: Any, console: str, stubs: tuple[Any, Any]
+) -> None:
+    jobs, tasks = stubs
+    job = jobs.CreateJob(
+        jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name="keyboard", kind="k")),
+        metadata=identity("olga", "operator"),
+    ).job
+    task = tasks.CreateTask(
+        tasks_pb2.CreateTaskRequest(task=tasks_pb2.Task(title="keys")), metadata=identity("olga", "operator")
+    ).task
+    page.goto(console + "/signin")
+    assert page.evaluate(UNLABELLED) == []
+    sign_in(page, console, *OPERATOR)
+    for path in (
+        "/overview",
+        "/jobs",
+        "/jobs/new",
+        f"/jobs/{job.id}",
+        f"/jobs/{job.id}/edit",
+        "/tasks",
+        f"/tasks/{task.id}",
+        "/events",
+    ):
+        page.goto(console + path)
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.locator("h1").count() == 1, path
+
+    # From the top of a job's page, the keyboard alone starts it.
+    page.goto(f"{console}/jobs/{job.id}")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Start":
+            break
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("RUNNING")
