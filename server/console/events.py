@@ -71,10 +71,21 @@ def event_row(event: events_pb2.Event) -> str:
 
 
 async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
-    """Frames for the browser, from as many subscriptions as it takes."""
+    """Frames for the browser, from as many subscriptions as it takes.
+
+    ``after`` is the last sequence the browser was given; each new subscription resumes
+    after it, so an event is relayed once whatever ends the streams in between. A status
+    frame goes out when the state changes (live, reconnecting, waiting for a free stream).
+    """
     api, identity, asked = api_of(request), identity_of(request), subscription(request)
     yield "retry: 1000\n\n"
-    attempt = 0
+    attempt, shown = 0, ""
+
+    def status(text: str) -> str:
+        nonlocal shown
+        changed, shown = text != shown, text
+        return frame("status", text) if changed else ""
+
     while True:
         subscribe = events_pb2.SubscribeRequest()
         subscribe.CopyFrom(asked)
@@ -83,7 +94,8 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
         call = api.stream(identity, api.events.Subscribe, subscribe)
         try:
             await call.initial_metadata()  # the server sends its headers once the stream is open
-            yield frame("status", "live")
+            if line := status("live"):
+                yield line
             attempt = 0
             async for item in call:
                 if item.HasField("event"):
@@ -92,25 +104,27 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
                 elif after is None or item.heartbeat.sequence > after:
                     after = item.heartbeat.sequence
                     yield frame("position", "", after)
-            refusal = None  # the server ended the stream: subscribe again
+            waiting = "reconnecting to jobtask…"  # the server ended the stream
         except grpc.aio.AioRpcError as error:
             refusal = Refusal.of(error, api.target)
-            if error.code() in RETRYABLE or refusal.code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
-                last = refusal.details.get("last_sequence")
-                if isinstance(last, int | float) and (after is None or last > after):
-                    after = int(last)
+            last = refusal.details.get("last_sequence")
+            if after is None and isinstance(last, int | float):
+                after = int(last)  # nothing relayed yet: resume where the server says
+            if "open_streams" in refusal.details:
+                waiting = refusal.message  # too many streams of this actor: wait for one to close
+            elif error.code() in RETRYABLE or refusal.code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
+                waiting = "reconnecting to jobtask…"
             elif refusal.code == "OUT_OF_RANGE" and "oldest_sequence" in refusal.details:
-                yield frame(
-                    "status", f"events up to {int(refusal.details['oldest_sequence']) - 1} were pruned"
-                )
                 after = int(refusal.details["oldest_sequence"]) - 1
+                yield frame("status", f"events up to {after} are no longer kept; following from {after + 1}")
                 continue
             else:
                 yield frame("refusal", render_refusal(refusal))
                 return
         finally:
             call.cancel()
-        yield frame("status", "reconnecting to jobtask…" if refusal else "live")
+        if line := status(waiting):
+            yield line
         await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
         attempt += 1
 
