@@ -112,8 +112,10 @@ def chromium_path() -> str | None:
     return os.environ.get("JOBTASK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module: Playwright's event loop runs in the main thread while it is
+    open, which other tests' asyncio.run would trip on."""
     executable = chromium_path()
     if executable is None:
         if BROWSER_REQUIRED:

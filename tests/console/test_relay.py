@@ -4,6 +4,7 @@ fail, or cannot start."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -106,7 +107,10 @@ def frames(api: Api, after: int | None, count: int) -> list[tuple[str, str, str]
         return sent
 
     parsed = []
-    for chunk in asyncio.run(collect()):
+    # A thread of its own: no event loop of another test (Playwright's) is running there.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        chunks = thread.submit(asyncio.run, collect()).result(timeout=30)
+    for chunk in chunks:
         name = re.search(r"^event: (.*)$", chunk, re.M)
         ident = re.search(r"^id: (.*)$", chunk, re.M)
         data = " ".join(re.findall(r"^data: (.*)$", chunk, re.M))
