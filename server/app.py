@@ -123,7 +123,8 @@ def build_application(settings: Settings) -> Application:
     uow = db.SqlAlchemyUnitOfWorkFactory(
         engine, publish=bus.publish, timeouts=timeouts, notice=runnable_jobs.notice
     )
-    jobs, tasks = JobService(uow=uow), TaskService(uow=uow)
+    jobs = JobService(uow=uow)
+    tasks = TaskService(uow=uow, jobs=jobs)
     tracing = Tracing.from_setting(settings.traces)
     if tracing is not None:
         tracing.instrument(engine)

@@ -7,8 +7,8 @@ from typing import Any
 
 from jobtask.v1 import jobs_pb2
 
+from core.common.updates import UNSET
 from core.services.jobs.types import (
-    UNSET,
     Claim,
     Job,
     JobCreate,

@@ -42,7 +42,7 @@ class World:
         self.bus = MessageBus()
         self.uow = InMemoryUnitOfWorkFactory(publish=self.bus.publish)
         self.jobs = JobService(uow=self.uow, clock=clock)
-        self.tasks = TaskService(uow=self.uow, clock=clock)
+        self.tasks = TaskService(uow=self.uow, jobs=self.jobs, clock=clock)
         self.feed = EventFeed(
             read_after=self._read_after,
             bounds=self._bounds,

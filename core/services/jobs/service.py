@@ -34,8 +34,6 @@ from core.services.jobs.types import (
     RunStatus,
     Schedule,
 )
-from core.services.tasks import permissions as task_permissions
-from core.services.tasks.types import Task, TaskFilters, TaskLinkEvent
 from core.services.unit_of_work import Fence, UnitOfWork, UnitOfWorkFactory
 
 ERROR_MAX = 10_000
@@ -741,33 +739,13 @@ class JobService:
             (after, [self._event(JobEventType.STATUS_CHANGED, payload, actor, after)])
         )
 
-    # -- jobs and their tasks --------------------------------------------------------------
+    # -- what tasks ask of jobs ------------------------------------------------------------
 
-    @changes.reading("job")
-    def get_job_tasks(
-        self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
-    ) -> OperationResult[Page[Task]]:
-        """The tasks of a job the actor may read, in creation order."""
-        reader = actor.id if task_permissions.reads_only_own(actor) else None
-        fingerprint = pagination.fingerprint("job-tasks", actor.tenant, job_id, reader)
-        try:
-            request = pagination.page_request(page_size, page_token, fingerprint)
-        except pagination.InvalidPageRequest as exc:
-            return OperationResult.invalid_argument(exc.field, exc.description)
-        with self._uow(read_only=True) as uow:
-            job = uow.jobs.get(actor.tenant, job_id)
-            if job is None or not permissions.can_read(actor, job):
-                return OperationResult.not_found("job", job_id)
-            if not task_permissions.may_ever(actor, task_permissions.READ):
-                return OperationResult.success(Page(items=[]))
-            rows = uow.tasks.list(
-                actor.tenant,
-                TaskFilters(job_id=job_id),
-                reader=reader,
-                after=request.after,
-                limit=request.size + 1,
-            )
-        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
+    def can_read_job(self, work: UnitOfWork, actor: Actor, job_id: uuid.UUID) -> bool:
+        """True when ``job_id`` is a job of the actor's tenant it may read, read in ``work``
+        (TaskService asks before it puts a task in a job or lists a job's tasks)."""
+        job = work.jobs.get(actor.tenant, job_id)
+        return job is not None and permissions.can_read(actor, job)
 
     # -- reactions to task events (durable, driven from the event log) ---------------------
 
@@ -778,7 +756,8 @@ class JobService:
 
     def _on_task_event(self, work: UnitOfWork, event: Event) -> None:
         """Recount the tasks of the job the event concerns; emit job.updated when the counts moved."""
-        job_id = event.payload.job_id if isinstance(event.payload, TaskLinkEvent) else event.job_id
+        # A link event names the job in its envelope, also when the task leaves it.
+        job_id = event.job_id
         if job_id is None:
             return
         job = work.jobs.get(event.tenant, job_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, Never
+from typing import Final, Never, Protocol
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
@@ -17,7 +17,6 @@ from core.common.result import FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
 from core.services import changes
-from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions, types
 from core.services.tasks.types import (
     Task,
@@ -40,11 +39,22 @@ TASKS: Final[changes.Kind[Task]] = changes.Kind(
 )
 
 
+class Jobs(Protocol):
+    """What tasks need to know of jobs, and no more: whether the actor may see one. A task
+    goes only into a job its actor can read; any other job is NOT_FOUND to it, as it is
+    from JobService. JobService answers it; the tasks package imports nothing of jobs."""
+
+    def can_read_job(self, work: UnitOfWork, actor: Actor, job_id: uuid.UUID) -> bool:
+        """True when ``job_id`` is a job of the actor's tenant it may read, in ``work``."""
+        ...
+
+
 class TaskService:
     """Create, read, assign and move tasks on behalf of an actor; every method checks permissions."""
 
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock | None = None) -> None:
+    def __init__(self, *, uow: UnitOfWorkFactory, jobs: Jobs, clock: Clock | None = None) -> None:
         self._uow = uow
+        self._jobs = jobs
         self._clock = clock or SystemClock()
 
     # -- create and read ------------------------------------------------------------------
@@ -97,10 +107,8 @@ class TaskService:
                     return OperationResult.invalid_argument("job_id", "a subtask belongs to its parent's job")
                 job_id = parent.job_id
                 owners_above = tuple(dict.fromkeys([*parent.owners_above, parent.owner]))
-            elif job_id is not None:
-                job = uow.jobs.get(actor.tenant, job_id)
-                if job is None or not job_permissions.can_read(actor, job):
-                    return OperationResult.not_found("job", job_id)
+            elif job_id is not None and not self._jobs.can_read_job(uow, actor, job_id):
+                return OperationResult.not_found("job", job_id)
             task = Task(
                 id=new_id(),
                 tenant=actor.tenant,
@@ -360,6 +368,32 @@ class TaskService:
 
     # -- tasks in jobs ---------------------------------------------------------------------
 
+    @changes.reading("task")
+    def list_job_tasks(
+        self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
+    ) -> OperationResult[Page[Task]]:
+        """The tasks of a job the actor may read, in creation order; the job must be one the
+        actor may read (NOT_FOUND otherwise)."""
+        reader = actor.id if permissions.reads_only_own(actor) else None
+        fingerprint = pagination.fingerprint("job-tasks", actor.tenant, job_id, reader)
+        try:
+            request = pagination.page_request(page_size, page_token, fingerprint)
+        except pagination.InvalidPageRequest as exc:
+            return OperationResult.invalid_argument(exc.field, exc.description)
+        with self._uow(read_only=True) as uow:
+            if not self._jobs.can_read_job(uow, actor, job_id):
+                return OperationResult.not_found("job", job_id)
+            if not permissions.may_ever(actor, permissions.READ):
+                return OperationResult.success(Page(items=[]))
+            rows = uow.tasks.list(
+                actor.tenant,
+                TaskFilters(job_id=job_id),
+                reader=reader,
+                after=request.after,
+                limit=request.size + 1,
+            )
+        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
+
     def link_task(
         self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
@@ -380,8 +414,7 @@ class TaskService:
 
         def job_first(uow: UnitOfWork) -> OperationResult[Never] | None:
             # The job is named first in the call, and refused first.
-            job = uow.jobs.get(actor.tenant, job_id)
-            if job is None or not job_permissions.can_read(actor, job):
+            if not self._jobs.can_read_job(uow, actor, job_id):
                 return OperationResult.not_found("job", job_id)
             return None
 
