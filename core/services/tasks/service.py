@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, Never, Protocol
+from typing import Final, Never, Protocol, TypeVar
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
@@ -33,6 +33,8 @@ from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 # What a step decides: the task after it, the tasks it writes (each with the version it was
 # read at: a cascade writes several) and its events.
 Decision = OperationResult[changes.Change[Task]]
+
+C = TypeVar("C")
 
 TASKS: Final[changes.Kind[Task]] = changes.Kind(
     "task", lambda uow: uow.tasks, permissions.can_read, permissions.can
@@ -223,7 +225,7 @@ class TaskService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, _: None, now: datetime) -> Decision:
             changed = {name: value for name, value in asked.items() if getattr(task, name) != value}
             if not changed:
                 return OperationResult.success(changes.Change.nothing(task))
@@ -242,7 +244,9 @@ class TaskService:
                 )
             return OperationResult.success(changes.Change.of(task, after, emitted))
 
-        return self._change(actor, task_id, permissions.UPDATE, expected_version, decide)
+        return self._change(
+            actor, task_id, permissions.UPDATE, expected_version, decide, changes.nothing_more
+        )
 
     def assign_task(
         self, actor: Actor, task_id: uuid.UUID, assignee: str | None, *, expected_version: int | None = None
@@ -252,7 +256,7 @@ class TaskService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, _: None, now: datetime) -> Decision:
             if task.assignee == assignee:
                 return OperationResult.success(changes.Change.nothing(task))
             if not task.is_open:
@@ -266,18 +270,20 @@ class TaskService:
                 changes.Change.of(task, after, [self._event(TaskEventType.ASSIGNED, payload, actor, after)])
             )
 
-        return self._change(actor, task_id, permissions.ASSIGN, expected_version, decide)
+        return self._change(
+            actor, task_id, permissions.ASSIGN, expected_version, decide, changes.nothing_more
+        )
 
     def complete_task(
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
         """Complete an OPEN or IN_PROGRESS task whose subtasks are all done."""
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             moved = task.transition(TaskCall.COMPLETE, TaskStatus.COMPLETED, at=now, completed_at=now)
             if not moved.ok:
                 return moved.as_failure()
-            still_open = [t for t in uow.tasks.descendants(task.tenant, task.id) if t.is_open]
+            still_open = [t for t in below if t.is_open]
             if still_open:
                 # Name only the subtasks the caller may read; the count covers them all.
                 ids = [str(t.id) for t in still_open if permissions.can_read(actor, t)]
@@ -292,7 +298,7 @@ class TaskService:
             events = self._status_events(TaskEventType.COMPLETED, task, after, actor)
             return OperationResult.success(changes.Change.of(task, after, events))
 
-        return self._change(actor, task_id, permissions.COMPLETE, expected_version, decide)
+        return self._change(actor, task_id, permissions.COMPLETE, expected_version, decide, _open_subtree)
 
     def cancel_task(
         self, actor: Actor, task_id: uuid.UUID, reason: str = "", *, expected_version: int | None = None
@@ -302,7 +308,7 @@ class TaskService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             moved = task.transition(
                 TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=reason or None
             )
@@ -312,26 +318,26 @@ class TaskService:
             writes = [(after, task.version)]
             emitted = self._status_events(TaskEventType.CANCELLED, task, after, actor, reason)
             cascade_reason = reason or f"parent task {task.id} cancelled"
-            for below in uow.tasks.descendants(task.tenant, task.id):
+            for subtask in below:
                 # Through the state machine: what it does not let cancel (closed tasks) stays.
-                cascaded = below.transition(
+                cascaded = subtask.transition(
                     TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=cascade_reason
                 )
                 if cascaded.ok:
-                    writes.append((cascaded.value, below.version))
+                    writes.append((cascaded.value, subtask.version))
                     emitted += self._status_events(
-                        TaskEventType.CANCELLED, below, cascaded.value, actor, cascade_reason
+                        TaskEventType.CANCELLED, subtask, cascaded.value, actor, cascade_reason
                     )
             return OperationResult.success(changes.Change(after, writes, emitted))
 
-        return self._change(actor, task_id, permissions.CANCEL, expected_version, decide)
+        return self._change(actor, task_id, permissions.CANCEL, expected_version, decide, _open_subtree)
 
     def reopen_task(
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
         """Move a COMPLETED or CANCELLED task back to OPEN."""
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, _: None, now: datetime) -> Decision:
             moved = task.transition(
                 TaskCall.REOPEN, TaskStatus.OPEN, at=now, completed_at=None, cancel_reason=None
             )
@@ -341,7 +347,9 @@ class TaskService:
             event = self._event(TaskEventType.STATUS_CHANGED, types.status_event(task, after), actor, after)
             return OperationResult.success(changes.Change.of(task, after, [event]))
 
-        return self._change(actor, task_id, permissions.REOPEN, expected_version, decide)
+        return self._change(
+            actor, task_id, permissions.REOPEN, expected_version, decide, changes.nothing_more
+        )
 
     def delete_task(
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
@@ -418,14 +426,14 @@ class TaskService:
                 return OperationResult.not_found("job", job_id)
             return None
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             refused = _relink_refusal(task, job_id, link=link)
             if refused is not None:
                 return refused
             if task.job_id == (job_id if link else None):
                 return OperationResult.success(changes.Change.nothing(task))
             writes, emitted = [], []
-            for member in [task, *uow.tasks.descendants(task.tenant, task.id)]:
+            for member in [task, *below]:
                 after = member.changed(at=now, job_id=job_id if link else None)
                 payload = types.link_event(after, job_id)
                 writes.append((after, member.version))
@@ -450,6 +458,7 @@ class TaskService:
             permissions.UPDATE,
             expected_version,
             decide,
+            _subtree,
             first=job_first,
         )
 
@@ -489,10 +498,13 @@ class TaskService:
         task_id: uuid.UUID,
         action: str,
         expected_version: int | None,
-        decide: Callable[[UnitOfWork, Task, datetime], Decision],
+        decide: changes.Decide[Task, C],
+        load: changes.Load[Task, C],
     ) -> OperationResult[Task]:
         """The shared change (core/services/changes.py) of one task (and the tasks it cascades to)."""
-        return changes.change(self._uow, self._clock, TASKS, actor, task_id, action, expected_version, decide)
+        return changes.change(
+            self._uow, self._clock, TASKS, actor, task_id, action, expected_version, decide, load
+        )
 
     def _status_events(
         self, specific: TaskEventType, before: Task, after: Task, actor: Actor, reason: str = ""
@@ -508,6 +520,17 @@ class TaskService:
         return new_event(
             event_type, payload, actor=actor, clock=self._clock, resource_id=task.id, job_id=task.job_id
         )
+
+
+def _subtree(work: UnitOfWork, task: Task) -> list[Task]:
+    """Every task below ``task``, parents before their children."""
+    return list(work.tasks.descendants(task.tenant, task.id))
+
+
+def _open_subtree(work: UnitOfWork, task: Task) -> list[Task]:
+    """The tasks below ``task``, when it is open: only an open task completes or cancels
+    (a closed one is refused without reading them)."""
+    return _subtree(work, task) if task.is_open else []
 
 
 def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationResult[Never] | None:
