@@ -6,7 +6,6 @@ import fcntl
 import logging
 import os
 import socket
-import threading
 import uuid
 from pathlib import Path
 from typing import IO
@@ -109,32 +108,6 @@ class FileLock:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
-
-
-class ProcessLock:
-    """Leadership among schedulers of one process (the in-memory store)."""
-
-    _held: dict[str, object] = {}
-    _guard = threading.Lock()
-
-    def __init__(self, name: str = "scheduler") -> None:
-        self._name = name
-
-    def try_acquire(self) -> bool:
-        """True while this holder has the lock."""
-        with self._guard:
-            holder = self._held.setdefault(self._name, self)
-            return holder is self
-
-    def fence(self) -> None:
-        """No fence: one process holds the lock, the others wait on it."""
-        return None
-
-    def release(self) -> None:
-        """Unlock."""
-        with self._guard:
-            if self._held.get(self._name) is self:
-                del self._held[self._name]
 
 
 def leader_lock(engine: Engine) -> PostgresLease | FileLock:

@@ -27,6 +27,7 @@ from core.messaging.events import Event
 from core.messaging.feed import EventFeed
 from core.messaging.reactions import Reactor
 from core.services.catalog import can_see
+from core.services.event_log import EventLogReader
 from core.services.jobs import runnable as runnable_jobs
 from core.services.jobs.runnable import RunnableJobs
 from core.services.jobs.scheduler import Scheduler
@@ -80,21 +81,6 @@ class Application:
         """Run blocking (database) work on the worker threads."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
-    def read_events(self, after: int, limit: int) -> list[Event]:
-        """Committed events after ``after``, in sequence order."""
-        with self.uow(read_only=True) as work:
-            return work.log.read_after(after, limit)
-
-    def read_tenant_events(self, tenant: str, after: int, through: int, limit: int) -> list[Event]:
-        """Committed events of ``tenant`` in (after, through], in sequence order."""
-        with self.uow(read_only=True) as work:
-            return work.log.read_tenant(tenant, after, through, limit)
-
-    def event_bounds(self) -> tuple[int, int]:
-        """(oldest, last) sequence of the log."""
-        with self.uow(read_only=True) as work:
-            return work.log.bounds()
-
     def prune_events(self) -> int:
         """Drop events older than the retention period."""
         horizon = SystemClock().now() - timedelta(hours=self.settings.event_retention_h)
@@ -123,7 +109,8 @@ def build_application(settings: Settings) -> Application:
     uow = db.SqlAlchemyUnitOfWorkFactory(
         engine, publish=bus.publish, timeouts=timeouts, notice=runnable_jobs.notice
     )
-    jobs, tasks = JobService(uow=uow), TaskService(uow=uow)
+    jobs = JobService(uow=uow)
+    tasks = TaskService(uow=uow, jobs=jobs)
     tracing = Tracing.from_setting(settings.traces)
     if tracing is not None:
         tracing.instrument(engine)
@@ -173,13 +160,20 @@ class RunningServer:
 
 
 class _Wake:
-    """A wake-up flag settable from any thread."""
+    """A wake-up flag settable from any thread: by an event of this process (a bus handler)
+    or a commit's notice from any process (the relay)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.flag = asyncio.Event()
 
-    def __call__(self, *_: object) -> None:
+    def on_event(self, event: Event) -> None:
+        self.set()
+
+    def on_notice(self, notice: Notice) -> None:
+        self.set()
+
+    def set(self) -> None:
         self.loop.call_soon_threadsafe(self.flag.set)
 
     async def wait(self, timeout: float) -> None:
@@ -276,7 +270,6 @@ async def start_server(
         observe=app.metrics.observe_rpc,
     )
     runnable = RunnableJobs()
-    app.bus.subscribe("job.*", runnable.on_event)
     jobs_servicer = JobServicer(
         jobs=app.jobs,
         tasks=app.tasks,
@@ -290,23 +283,14 @@ async def start_server(
         (guard.unary_handlers(jobs_servicer, JOB_SERVICE), guard.unary_handlers(tasks_servicer, TASK_SERVICE))
     )
     feed = EventFeed(
-        read_after=lambda after, limit: app.blocking(app.read_events, after, limit),
-        bounds=lambda: app.blocking(app.event_bounds),
-        read_tenant=lambda tenant, after, through, limit: app.blocking(
-            app.read_tenant_events, tenant, after, through, limit
-        ),
+        log=EventLogReader(uow=app.uow, executor=app.executor),
         visible=can_see,
         buffer_size=app.settings.subscriber_buffer,
         streams_per_actor=app.settings.streams_per_actor,
     )
     await feed.start()
     reactions_due = _Wake()
-    app.bus.subscribe("*", lambda _: feed.wake())
-    app.bus.subscribe("*", lambda event: app.metrics.on_events((event,)))
-    # Only events some reaction wants wake the reactions; the others are stepped over on
-    # the next wake or the one-second poll.
-    for pattern in app.reactor.patterns():
-        app.bus.subscribe(pattern, reactions_due)
+    relay = _deliver_live(app, feed, runnable, reactions_due)
     events_servicer = EventServicer(
         feed=feed,
         authenticator=app.authenticator,
@@ -316,16 +300,6 @@ async def start_server(
     events_pb2_grpc.add_EventServiceServicer_to_server(  # type: ignore[no-untyped-call]
         guard.stream_handlers(events_servicer, EVENT_SERVICE), server
     )
-    relay = None
-    if app.engine.dialect.name == "postgresql":
-
-        def committed_elsewhere(notice: Notice) -> None:
-            feed.wake()
-            reactions_due()
-            runnable.on_notice(notice)
-
-        relay = PostgresEventRelay(app.engine, committed_elsewhere)
-        relay.start()
     health_servicer = AsyncHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -370,6 +344,28 @@ async def start_server(
         relay=relay,
         metrics_server=metrics_server,
     )
+
+
+def _deliver_live(
+    app: Application, feed: EventFeed, runnable: RunnableJobs, reactions_due: _Wake
+) -> PostgresEventRelay | None:
+    """Tell whoever waits in this process that events committed: the feed's tail (event
+    streams), the claims waiting for a runnable job, the reactions, the metrics. This
+    process's commits reach them through the bus, with the events; on PostgreSQL, every
+    process's commits through the relay (LISTEN), with the commit's notice. Each is only a
+    hint: the feed and the reactions read the log itself. The relay, when one runs."""
+    app.bus.subscribe("job.*", runnable.on_event)
+    app.bus.subscribe("*", feed.on_event)
+    app.bus.subscribe("*", app.metrics.on_event)
+    # Only events some reaction wants wake the reactions; the others are stepped over on
+    # the next wake or the one-second poll.
+    for pattern in app.reactor.patterns():
+        app.bus.subscribe(pattern, reactions_due.on_event)
+    if app.engine.dialect.name != "postgresql":
+        return None
+    relay = PostgresEventRelay(app.engine, (feed.on_notice, reactions_due.on_notice, runnable.on_notice))
+    relay.start()
+    return relay
 
 
 def _read_gauges(app: Application, feed: EventFeed, serving: list[bool]) -> None:

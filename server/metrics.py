@@ -9,7 +9,7 @@ example queries, in docs/operators.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,12 +126,11 @@ class Metrics:
         self.rpcs.labels(service, name, code).inc()
         self.rpc_seconds.labels(service, name).observe(seconds)
 
-    def on_events(self, events: Iterable[Event]) -> None:
-        """Count committed events (a bus handler, one event at a time)."""
-        for event in events:
-            self.events.labels(event.type).inc()
-            if event.type == "job.lease_expired":
-                self.lease_expiries.inc()
+    def on_event(self, event: Event) -> None:
+        """Count a committed event (a bus handler)."""
+        self.events.labels(event.type).inc()
+        if event.type == "job.lease_expired":
+            self.lease_expiries.inc()
 
     def serve(self, listen: str) -> Any:
         """Serve /metrics on ``host:port`` from a thread; the HTTP server."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import time
-from collections.abc import Iterator
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 # When the caller stops waiting, on the time.monotonic() clock; None when it waits forever.
@@ -21,13 +19,3 @@ def time_remaining() -> float | None:
     """Seconds until the current call's deadline (negative once passed); None without one."""
     at = deadline.get()
     return None if at is None else at - time.monotonic()
-
-
-@contextlib.contextmanager
-def correlated(value: str) -> Iterator[None]:
-    """Run the block with ``value`` as the correlation id of the events it emits."""
-    token = correlation_id.set(value)
-    try:
-        yield
-    finally:
-        correlation_id.reset(token)

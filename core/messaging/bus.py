@@ -18,7 +18,7 @@ Handler = Callable[[Event], None]
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Subscription:
-    """A handler bound to a topic pattern; pass it to ``unsubscribe`` to stop."""
+    """A handler bound to a topic pattern."""
 
     pattern: str
     handler: Handler
@@ -47,17 +47,12 @@ class MessageBus:
         self._subscriptions: tuple[Subscription, ...] = ()
         self._lock = threading.Lock()
 
-    def subscribe(self, pattern: str, handler: Handler) -> Subscription:
-        """Call ``handler`` for every published event whose type matches ``pattern``."""
+    def subscribe(self, pattern: str, handler: Handler) -> None:
+        """Call ``handler`` for every published event whose type matches ``pattern``, from now
+        on (for the life of the bus)."""
         subscription = Subscription(pattern, handler, compile_pattern(pattern))
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        """Stop delivering to ``subscription``; unknown subscriptions are ignored."""
-        with self._lock:
-            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
 
     def publish(self, events: Sequence[Event]) -> None:
         """Deliver ``events`` to every matching handler, isolating failures."""

@@ -16,8 +16,8 @@ import dataclasses
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Never
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Never, Protocol
 
 from core.common.actor import Actor
 from core.common.failures import FailureLog
@@ -27,11 +27,24 @@ from core.messaging.events import Event
 
 log = logging.getLogger(__name__)
 
-ReadAfter = Callable[[int, int], Awaitable[list[Event]]]
-# (tenant, after, through, limit) -> the tenant's events in (after, through], in order.
-ReadTenant = Callable[[str, int, int, int], Awaitable[list[Event]]]
-Bounds = Callable[[], Awaitable[tuple[int, int]]]
 Visibility = Callable[[Actor, Event], bool]
+
+
+class LogReader(Protocol):
+    """The committed event log as the feed reads it, without blocking the event loop
+    (core/services/event_log.py reads it through units of work)."""
+
+    async def read_after(self, after_sequence: int, limit: int) -> list[Event]:
+        """Committed events with a sequence above ``after_sequence``, in order."""
+        ...
+
+    async def read_tenant(self, tenant: str, after_sequence: int, through: int, limit: int) -> list[Event]:
+        """Committed events of ``tenant`` in (after_sequence, through], in order."""
+        ...
+
+    async def bounds(self) -> tuple[int, int]:
+        """(oldest sequence kept, last sequence assigned); (0, 0) for an empty log."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,22 +139,21 @@ class EventFeed:
     def __init__(
         self,
         *,
-        read_after: ReadAfter,
-        bounds: Bounds,
-        read_tenant: ReadTenant | None = None,
+        log: LogReader,
         visible: Visibility,
+        replay_by_tenant: bool = True,
         buffer_size: int = 1000,
         batch_size: int = 500,
         poll_interval: float = 1.0,
         streams_per_actor: int = 0,
     ) -> None:
-        self._read_after = read_after
-        # Replays read only the subscriber's tenant (an index serves it), when the log can.
-        self._read_tenant = read_tenant
+        self._log = log
+        # Replays read only the subscriber's tenant (an index serves it); without, the whole
+        # log, filtered.
+        self._replay_by_tenant = replay_by_tenant
         # How many streams one actor (tenant and id) may hold open at once; 0: no limit.
         self._streams_per_actor = streams_per_actor
         self._open: dict[tuple[str, str], int] = {}
-        self._bounds = bounds
         self._visible = visible
         self._buffer_size = buffer_size
         self._batch_size = batch_size
@@ -157,7 +169,7 @@ class EventFeed:
     async def start(self) -> None:
         """Begin tailing the log from its current end."""
         self._loop = asyncio.get_running_loop()
-        self.position = (await self._bounds())[1]
+        self.position = (await self._log.bounds())[1]
         self._task = asyncio.create_task(self._tail(), name="event-feed-tail")
 
     @property
@@ -168,6 +180,14 @@ class EventFeed:
     def lag_max(self) -> int:
         """Events buffered for the slowest live subscription."""
         return max((len(s.buffer) for s in self._live), default=0)
+
+    def on_event(self, event: Event) -> None:
+        """An event committed in this process (a bus handler): the tail reads the log."""
+        self.wake()
+
+    def on_notice(self, notice: str | None) -> None:
+        """A commit in some process (the relay's notice): the tail reads the log."""
+        self.wake()
 
     def wake(self) -> None:
         """A hint that events were committed; safe to call from any thread."""
@@ -220,12 +240,12 @@ class EventFeed:
         if not self._live:
             # Nobody is following: learn how far the log goes without reading (and decoding)
             # what nobody will be sent. A subscriber that joined meanwhile reads it normally.
-            last = (await self._bounds())[1]
+            last = (await self._log.bounds())[1]
             if not self._live:
                 self.position = max(self.position, last)
                 return
         while True:
-            batch = await self._read_after(self.position, self._batch_size)
+            batch = await self._log.read_after(self.position, self._batch_size)
             for event in batch:
                 self.position = event.sequence
                 for subscriber in list(self._live):
@@ -274,7 +294,7 @@ class EventFeed:
     async def _stream(
         self, actor: Actor, wanted: EventFilter, after_sequence: int | None, heartbeat: float
     ) -> AsyncIterator[Event | Heartbeat]:
-        oldest, last = await self._bounds()
+        oldest, last = await self._log.bounds()
         if after_sequence is None:
             position = last
         else:
@@ -320,11 +340,11 @@ class EventFeed:
                 # No await between this check and joining: the tail cannot move in between.
                 self._live.add(subscriber)
                 return
-            if self._read_tenant is not None:
+            if self._replay_by_tenant:
                 async for event in self._replay_tenant(subscriber):
                     yield event
                 continue
-            batch = await self._read_after(subscriber.position, self._batch_size)
+            batch = await self._log.read_after(subscriber.position, self._batch_size)
             for event in batch:
                 subscriber.position = event.sequence
                 if subscriber.wanted.matches(event) and self._visible(subscriber.actor, event):
@@ -333,18 +353,17 @@ class EventFeed:
             if not batch and subscriber.position < self.position:
                 # Nothing after our position, yet the tail is further on: what lay between
                 # was pruned while we replayed (a commit the tail saw would be visible to us).
-                oldest, last = await self._bounds()
+                oldest, last = await self._log.bounds()
                 self._check_resume_point(subscriber.position, oldest, last)
                 await asyncio.sleep(0.01)
 
     async def _replay_tenant(self, subscriber: _Subscriber) -> AsyncIterator[Event]:
         """One batch of the subscriber's tenant's events up to the tail's current position."""
-        assert self._read_tenant is not None
         start, through = subscriber.position, self.position
-        batch = await self._read_tenant(subscriber.actor.tenant, start, through, self._batch_size)
+        batch = await self._log.read_tenant(subscriber.actor.tenant, start, through, self._batch_size)
         # Pruning removes a prefix: if the oldest event kept is past where this read began,
         # events in between were gone before they could be read.
-        oldest, last = await self._bounds()
+        oldest, last = await self._log.bounds()
         self._check_resume_point(start, oldest, last)
         for event in batch:
             subscriber.position = event.sequence

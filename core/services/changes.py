@@ -1,10 +1,14 @@
 """The shape every change of a job or a task takes, shared by both services.
 
 Load the resource in the actor's tenant; refuse what the actor may not see (NOT_FOUND) or
-do (PERMISSION_DENIED) and a stale version (ABORTED); let the service decide (a Change:
-the resource after it, the rows to write with the versions they were read at, the
-events); write with those version checks, record the events, commit. A call that named no
-version is tried again on the resource as it now is when a concurrent change won the race.
+do (PERMISSION_DENIED) and a stale version (ABORTED); load what else the decision reads
+(a job's open run, a task's subtasks); let the service decide, a pure function of what
+was loaded and the time (a Change: the resource after it, the rows to write with the
+versions they were read at, the other writes it asks for, the events); then write: the
+other writes first (one that is conditional and finds its condition gone leaves the whole
+change unwritten), the rows with their version checks; record the events, commit. A call
+that named no version is tried again on the resource as it now is when a concurrent
+change won the race.
 Creation has its shape too: a retry with the same request id answers with the first
 resource, also when two such requests race.
 """
@@ -60,14 +64,24 @@ class Kind(Generic[R]):
     can: Callable[[Actor, str, R], bool]
 
 
+class Write(Protocol):
+    """A write a decision asks for besides its rows (a job's run opened or closed), as data;
+    the skeleton does it, before the rows."""
+
+    def apply(self, work: UnitOfWork, /) -> bool:
+        """Write; False when the write is conditional and its condition no longer holds."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Change(Generic[R]):
     """What a decision makes of a resource: the resource after it, each row to write with
-    the version it was read at, and the events to record."""
+    the version it was read at, the other writes it asks for, and the events to record."""
 
     after: R
     writes: Sequence[tuple[R, int]] = ()
     events: Sequence[Event] = ()
+    also: Sequence[Write] = ()
 
     @staticmethod
     def nothing(resource: R) -> Change[R]:
@@ -75,12 +89,21 @@ class Change(Generic[R]):
         return Change(resource)
 
     @staticmethod
-    def of(before: R, after: R, events: Sequence[Event]) -> Change[R]:
+    def of(before: R, after: R, events: Sequence[Event], also: Sequence[Write] = ()) -> Change[R]:
         """``before`` becomes ``after`` (written over the version read), with ``events``."""
-        return Change(after, ((after, before.version),), events)
+        return Change(after, ((after, before.version),), events, also)
 
 
-Decide = Callable[[UnitOfWork, R, datetime], OperationResult[Change[R]]]
+C = TypeVar("C")
+# What a decision reads besides the resource, loaded in the change's transaction.
+Load = Callable[[UnitOfWork, R], C]
+# The decision: pure, from the resource, what was loaded and the time.
+Decide = Callable[[R, C, datetime], OperationResult[Change[R]]]
+
+
+def nothing_more(work: UnitOfWork, resource: object) -> None:
+    """The load of a decision that reads nothing but the resource."""
+    return None
 
 
 P = ParamSpec("P")
@@ -127,12 +150,13 @@ def change(
     resource_id: uuid.UUID,
     action: str,
     expected_version: int | None,
-    decide: Decide[R],
+    decide: Decide[R, C],
+    load: Load[R, C],
     first: Callable[[UnitOfWork], OperationResult[Never] | None] | None = None,
 ) -> OperationResult[R]:
-    """Load, authorize, decide, write with the version checks, record the events, commit.
+    """Load, authorize, load what ``decide`` reads, decide, write, record the events, commit.
     ``first``, when given, may refuse before the resource is even looked at (another
-    resource the call needs, whose refusal comes first)."""
+    resource the call needs, or the scheduler's fence, whose refusal comes first)."""
 
     def attempt() -> OperationResult[R]:
         with uow() as work:
@@ -146,12 +170,16 @@ def change(
             if refused is not None:
                 return refused
             assert resource is not None
-            decided = decide(work, resource, clock.now())
+            decided = decide(resource, load(work, resource), clock.now())
             if not decided.ok:
                 return decided.as_failure()
             made = decided.value
             if not made.writes:
                 return OperationResult.success(made.after)
+            for write in made.also:
+                if not write.apply(work):
+                    # Its condition is gone (a heartbeat came first): nothing is written.
+                    return OperationResult.success(resource)
             for written, read_version in made.writes:
                 store.save(written, expected_version=read_version)
             work.events.append(*made.events)

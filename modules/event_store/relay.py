@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 from sqlalchemy import Engine
@@ -25,15 +25,19 @@ Notice = str | None
 
 
 class PostgresEventRelay:
-    """Calls ``on_commit`` (from its own thread) with the notice of every commit of events
-    in any replica."""
+    """Calls each of ``listeners`` (from its own thread, in order) with the notice of every
+    commit of events in any replica."""
 
     def __init__(
-        self, engine: Engine, on_commit: Callable[[Notice], None], *, reconnect_delay: float = 1.0
+        self,
+        engine: Engine,
+        listeners: Sequence[Callable[[Notice], None]],
+        *,
+        reconnect_delay: float = 1.0,
     ) -> None:
         url = engine.url.set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
-        self._on_commit = on_commit
+        self._listeners = tuple(listeners)
         self._reconnect_delay = reconnect_delay
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobtask-event-relay", daemon=True)
@@ -48,6 +52,10 @@ class PostgresEventRelay:
         self._stopping.set()
         self._thread.join(timeout=5)
 
+    def _hear(self, notice: Notice) -> None:
+        for listener in self._listeners:
+            listener(notice)
+
     def _run(self) -> None:
         failures = FailureLog(log, "the event relay's LISTEN connection")
         while not self._stopping.is_set():
@@ -57,10 +65,10 @@ class PostgresEventRelay:
                     self.listening.set()
                     failures.succeeded()
                     # Whatever committed while we were not listening is found by this read.
-                    self._on_commit(None)
+                    self._hear(None)
                     while not self._stopping.is_set():
                         for notice in connection.notifies(timeout=0.5):
-                            self._on_commit(notice.payload)
+                            self._hear(notice.payload)
             except psycopg.Error as error:
                 self.listening.clear()
                 failures.failed(StorageUnavailableError(str(error).strip() or type(error).__name__))

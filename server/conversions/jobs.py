@@ -7,9 +7,9 @@ from typing import Any
 
 from jobtask.v1 import jobs_pb2
 
+from core.common.updates import UNSET
 from core.services.jobs.stats import JobStats
 from core.services.jobs.types import (
-    UNSET,
     Claim,
     Job,
     JobCreate,

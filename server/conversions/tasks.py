@@ -6,7 +6,7 @@ from typing import Any
 
 from jobtask.v1 import tasks_pb2
 
-from core.services.jobs.types import UNSET
+from core.common.updates import UNSET
 from core.services.tasks.types import Task, TaskCreate, TaskFilters, TaskPriority, TaskStatus, TaskUpdate
 from server.conversions.common import (
     InvalidRequest,

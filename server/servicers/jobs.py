@@ -45,7 +45,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
     ) -> None:
         super().__init__(authenticator=authenticator)
         self._jobs = jobs
-        # LinkTask and UnlinkTask are JobService RPCs that change tasks: TaskService's rules.
+        # ListJobTasks, LinkTask and UnlinkTask are JobService RPCs about tasks: TaskService's.
         self._tasks = tasks
         self._runnable = runnable or RunnableJobs()
         self._executor = executor
@@ -326,7 +326,7 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
     ) -> jobs_pb2.ListJobTasksResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.ListJobTasksResponse]:
             job_id = require_uuid("job_id", request.job_id)
-            page = self._jobs.get_job_tasks(
+            page = self._tasks.list_job_tasks(
                 actor, job_id, page_size=request.page_size, page_token=request.page_token
             )
             return page.map(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -16,16 +17,40 @@ from core.messaging.bus import MessageBus
 from core.messaging.events import Event
 from core.messaging.feed import EventFeed, EventFilter, Heartbeat, StreamEnded
 from core.services.catalog import can_see
+from core.services.event_log import EventLogReader
 from core.services.jobs.service import JobService
 from core.services.jobs.types import JobCreate
 from core.services.tasks.service import TaskService
 from core.services.tasks.types import TaskCreate
+from core.services.unit_of_work import UnitOfWork
 from modules.memory import InMemoryUnitOfWorkFactory
 
 ANN = Actor(id="ann", tenant="acme", roles=frozenset({"member"}))
 OPS = Actor(id="ops", tenant="acme", roles=frozenset({"operator"}))
 BOB = Actor(id="bob", tenant="acme", roles=frozenset({"member"}))
 OTHER = Actor(id="ops", tenant="globex", roles=frozenset({"admin"}))
+
+
+class RecordingLog:
+    """The log reader of the server, noting the tenants replays read and running
+    ``before_read`` (the test's interference) before each read of events."""
+
+    def __init__(self, reader: EventLogReader) -> None:
+        self.reader = reader
+        self.tenant_reads: list[str] = []
+        self.before_read: Callable[[], None] = lambda: None
+
+    async def read_after(self, after_sequence: int, limit: int) -> list[Event]:
+        self.before_read()
+        return await self.reader.read_after(after_sequence, limit)
+
+    async def read_tenant(self, tenant: str, after_sequence: int, through: int, limit: int) -> list[Event]:
+        self.tenant_reads.append(tenant)
+        self.before_read()
+        return await self.reader.read_tenant(tenant, after_sequence, through, limit)
+
+    async def bounds(self) -> tuple[int, int]:
+        return await self.reader.bounds()
 
 
 class World:
@@ -42,32 +67,18 @@ class World:
         self.bus = MessageBus()
         self.uow = InMemoryUnitOfWorkFactory(publish=self.bus.publish)
         self.jobs = JobService(uow=self.uow, clock=clock)
-        self.tasks = TaskService(uow=self.uow, clock=clock)
+        self.tasks = TaskService(uow=self.uow, jobs=self.jobs, clock=clock)
+        self.log = RecordingLog(EventLogReader(uow=self.uow))
         self.feed = EventFeed(
-            read_after=self._read_after,
-            bounds=self._bounds,
-            read_tenant=self._read_tenant if tenant_reads else None,
+            log=self.log,
             visible=can_see,
+            replay_by_tenant=tenant_reads,
             buffer_size=buffer_size,
             batch_size=7,
             poll_interval=0.05,
             streams_per_actor=streams_per_actor,
         )
-        self.bus.subscribe("*", lambda _: self.feed.wake())
-        self.tenant_reads: list[str] = []
-
-    async def _read_after(self, after: int, limit: int) -> list[Event]:
-        with self.uow(read_only=True) as work:
-            return work.log.read_after(after, limit)
-
-    async def _read_tenant(self, tenant: str, after: int, through: int, limit: int) -> list[Event]:
-        self.tenant_reads.append(tenant)
-        with self.uow(read_only=True) as work:
-            return work.log.read_tenant(tenant, after, through, limit)
-
-    async def _bounds(self) -> tuple[int, int]:
-        with self.uow(read_only=True) as work:
-            return work.log.bounds()
+        self.bus.subscribe("*", self.feed.on_event)
 
     def make_jobs(self, count: int, by: Actor = ANN) -> None:
         for n in range(count):
@@ -253,15 +264,13 @@ def test_closing_ends_streams_with_unavailable(world: World) -> None:
 
 def test_a_failing_read_is_retried(world: World, caplog: pytest.LogCaptureFixture) -> None:
     failures = iter([RuntimeError("db blip")])
-    real = world.feed._read_after
 
-    async def flaky(after: int, limit: int) -> list[Event]:
+    def flaky() -> None:
         error = next(failures, None)
         if error is not None:
             raise error
-        return await real(after, limit)
 
-    world.feed._read_after = flaky
+    world.log.before_read = flaky
 
     async def scenario() -> list[int]:
         await world.feed.start()
@@ -294,26 +303,13 @@ def test_a_replay_overtaken_by_pruning_ends_out_of_range(clock: FakeClock, tenan
                 work.log.prune(clock.now() + timedelta(seconds=1))  # everything
                 work.commit()
 
-    real_read, real_tenant = world.feed._read_after, world.feed._read_tenant
-
-    async def read_after(after: int, limit: int) -> list[Event]:
-        prune_if_replaying()
-        return await real_read(after, limit)
-
-    async def read_tenant(tenant: str, after: int, through: int, limit: int) -> list[Event]:
-        prune_if_replaying()
-        assert real_tenant is not None
-        return await real_tenant(tenant, after, through, limit)
-
     async def scenario() -> ErrorCode:
         nonlocal replaying
         world.make_jobs(5)
         await world.feed.start()
         world.make_jobs(2)
         await asyncio.sleep(0.1)  # the tail has read up to 7
-        world.feed._read_after = read_after
-        if tenant_reads:
-            world.feed._read_tenant = read_tenant
+        world.log.before_read = prune_if_replaying
         replaying = True
         with pytest.raises(StreamEnded) as ended:
             await anext(world.feed.subscribe(OPS, EventFilter(), after_sequence=0))
@@ -362,8 +358,33 @@ def test_a_replay_reads_only_its_tenant(clock: FakeClock) -> None:
         stream = world.feed.subscribe(OTHER, EventFilter(), after_sequence=0)
         got = await take(stream, 3)
         await world.feed.close()
-        return sequences(got), world.tenant_reads
+        return sequences(got), world.log.tenant_reads
 
     got, reads = run(scenario)
     assert got == [31, 32, 33]
     assert set(reads) == {"globex"}
+
+
+def test_the_log_reader_reads_in_read_only_units_of_work_off_the_event_loop(clock: FakeClock) -> None:
+    store = InMemoryUnitOfWorkFactory()
+    opened: list[tuple[bool, threading.Thread]] = []
+
+    def uow(*, read_only: bool = False) -> UnitOfWork:
+        opened.append((read_only, threading.current_thread()))
+        return store(read_only=read_only)
+
+    JobService(uow=store, clock=clock).create_job(ANN, JobCreate(name="j", kind="k"))
+    reader = EventLogReader(uow=uow)
+
+    async def scenario() -> tuple[object, ...]:
+        return (
+            await reader.bounds(),
+            sequences(await reader.read_after(0, 10)),
+            await reader.read_tenant("globex", 0, 1, 10),
+            threading.current_thread(),
+        )
+
+    bounds, read, other_tenant, loop_thread = asyncio.run(scenario())
+    assert (bounds, read, other_tenant) == ((1, 1), [1], [])
+    assert [read_only for read_only, _ in opened] == [True] * 3
+    assert all(thread is not loop_thread for _, thread in opened)

@@ -18,7 +18,7 @@ class Services:
 
     def __init__(self, uow: UnitOfWorkFactory, clock: FakeClock) -> None:
         self.jobs = JobService(uow=uow, clock=clock)
-        self.tasks = TaskService(uow=uow, clock=clock)
+        self.tasks = TaskService(uow=uow, jobs=self.jobs, clock=clock)
         self.reactor = Reactor(uow=uow, reactions=[*self.jobs.reactions(), *self.tasks.reactions()])
 
 

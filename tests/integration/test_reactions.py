@@ -227,16 +227,16 @@ class TestLinkPermissions:
         child = services.tasks.create_subtask(ann, root.id, TaskCreate(title="c")).value
         assert services.tasks.link_task(ann, job.id, child.id).code is ErrorCode.FAILED_PRECONDITION
         services.tasks.link_task(ann, job.id, root.id)
-        page = services.jobs.get_job_tasks(ann, job.id, page_size=1).value
-        rest = services.jobs.get_job_tasks(ann, job.id, page_size=1, page_token=page.next_page_token).value
+        page = services.tasks.list_job_tasks(ann, job.id, page_size=1).value
+        rest = services.tasks.list_job_tasks(ann, job.id, page_size=1, page_token=page.next_page_token).value
         assert [t.id for t in [*page.items, *rest.items]] == [root.id, child.id]
-        assert services.jobs.get_job_tasks(ann, job.id, page_token="x").code is ErrorCode.INVALID_ARGUMENT
+        assert services.tasks.list_job_tasks(ann, job.id, page_token="x").code is ErrorCode.INVALID_ARGUMENT
         other_job = services.jobs.create_job(ann, JobCreate(name="o", kind="k")).value
         assert services.tasks.unlink_task(ann, other_job.id, root.id).code is ErrorCode.FAILED_PRECONDITION
         unlinked = services.tasks.unlink_task(ann, job.id, root.id).value
         assert unlinked.job_id is None
         assert services.tasks.get_task(ann, child.id).value.job_id is None
         bob = Actor(id="bob", tenant="acme", roles=frozenset({"member"}))
-        assert services.jobs.get_job_tasks(bob, job.id).code is ErrorCode.NOT_FOUND
+        assert services.tasks.list_job_tasks(bob, job.id).code is ErrorCode.NOT_FOUND
         nobody = Actor(id="ann", tenant="acme", roles=frozenset({"wizard"}))
-        assert services.jobs.get_job_tasks(nobody, job.id).code is ErrorCode.NOT_FOUND
+        assert services.tasks.list_job_tasks(nobody, job.id).code is ErrorCode.NOT_FOUND

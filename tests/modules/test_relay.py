@@ -20,7 +20,7 @@ def test_listeners_hear_commits_and_not_rollbacks(
 ) -> None:
     engine = engine_for("postgresql")
     heard = threading.Semaphore(0)
-    relay = PostgresEventRelay(engine, lambda _: heard.release())
+    relay = PostgresEventRelay(engine, [lambda _: heard.release()])
     relay.start()
     try:
         assert relay.listening.wait(10)
@@ -46,7 +46,7 @@ def test_listeners_hear_commits_and_not_rollbacks(
 def test_the_relay_reconnects(engine_for: Callable[[str], Engine]) -> None:
     engine = engine_for("postgresql")
     heard = threading.Semaphore(0)
-    relay = PostgresEventRelay(engine, lambda _: heard.release(), reconnect_delay=0.05)
+    relay = PostgresEventRelay(engine, [lambda _: heard.release()], reconnect_delay=0.05)
     relay.start()
     try:
         assert heard.acquire(timeout=5)
@@ -73,7 +73,7 @@ def test_the_relay_passes_on_each_commits_notice(
         notices.append(notice)
         heard.release()
 
-    relay = PostgresEventRelay(engine, hear)
+    relay = PostgresEventRelay(engine, [hear])
     relay.start()
     try:
         assert relay.listening.wait(10) and heard.acquire(timeout=5)

@@ -26,13 +26,11 @@ OPERATOR = (("x-actor-id", "op"), ("x-actor-tenant", "acme"), ("x-actor-roles", 
 def server(clock: FakeClock) -> Any:
     uow = InMemoryUnitOfWorkFactory()
     authenticator = Authenticator(AuthMode.HEADERS)
+    jobs = JobService(uow=uow, clock=clock)
+    tasks = TaskService(uow=uow, jobs=jobs, clock=clock)
     servicers = {
-        JOB_SERVICE: JobServicer(
-            jobs=JobService(uow=uow, clock=clock),
-            tasks=TaskService(uow=uow, clock=clock),
-            authenticator=authenticator,
-        ),
-        TASK_SERVICE: TaskServicer(tasks=TaskService(uow=uow, clock=clock), authenticator=authenticator),
+        JOB_SERVICE: JobServicer(jobs=jobs, tasks=tasks, authenticator=authenticator),
+        TASK_SERVICE: TaskServicer(tasks=tasks, authenticator=authenticator),
     }
     return grpc_testing.server_from_dictionary(servicers, grpc_testing.strict_real_time())
 

@@ -6,7 +6,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Never
+from typing import Final, Never, TypeVar
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
@@ -34,16 +34,15 @@ from core.services.jobs.types import (
     RunStatus,
     Schedule,
 )
-from core.services.tasks import permissions as task_permissions
-from core.services.tasks.types import Task, TaskFilters, TaskLinkEvent
 from core.services.unit_of_work import Fence, UnitOfWork, UnitOfWorkFactory
 
 ERROR_MAX = 10_000
 REASON_MAX = 1_000
 
-# What a lifecycle step decides: the job after it (the same object: no change), and the
-# events it emits.
-Step = OperationResult[tuple[Job, list[Event]]]
+# What a lifecycle step decides: the job after it, the runs it opens or closes, its events.
+Step = OperationResult[changes.Change[Job]]
+
+C = TypeVar("C")
 
 JOBS: Final[changes.Kind[Job]] = changes.Kind(
     "job", lambda uow: uow.jobs, permissions.can_read, permissions.can
@@ -129,17 +128,17 @@ class JobService:
         self, actor: Actor, job_id: uuid.UUID, updates: JobUpdate, *, expected_version: int | None = None
     ) -> OperationResult[Job]:
         """Change the fields ``updates`` sets; emits job.updated naming the changed fields."""
-        changes = updates.changes()
-        violations = types.field_violations(**{k: v for k, v in changes.items() if k != "schedule"})
-        if changes.get("schedule") is not None:
-            violations += changes["schedule"].violations()
+        asked = updates.changes()
+        violations = types.field_violations(**{k: v for k, v in asked.items() if k != "schedule"})
+        if asked.get("schedule") is not None:
+            violations += asked["schedule"].violations()
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
-            changed = {name: value for name, value in changes.items() if getattr(job, name) != value}
+        def decide(job: Job, _: None, now: datetime) -> Step:
+            changed = {name: value for name, value in asked.items() if getattr(job, name) != value}
             if not changed:
-                return OperationResult.success((job, []))
+                return _unchanged(job)
             if "schedule" in changed and job.status is JobStatus.SCHEDULED:
                 schedule: Schedule | None = changed["schedule"]
                 if schedule is None:
@@ -150,9 +149,11 @@ class JobService:
                 changed["next_run_at"] = schedule.first_fire(now)
             after = job.changed(at=now, **changed)
             fields = tuple(sorted(name for name in changed if name != "next_run_at"))
-            return self._decided(after, (JobEventType.UPDATED, types.job_event(after, fields)), actor=actor)
+            return self._decided(
+                job, after, (JobEventType.UPDATED, types.job_event(after, fields)), actor=actor
+            )
 
-        return self._change(actor, job_id, permissions.UPDATE, expected_version, decide)
+        return self._change(actor, job_id, permissions.UPDATE, expected_version, decide, changes.nothing_more)
 
     def delete_job(
         self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
@@ -222,7 +223,7 @@ class JobService:
             if violations:
                 return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
+        def decide(job: Job, _: None, now: datetime) -> Step:
             chosen = schedule or job.schedule
             if chosen is None:
                 return OperationResult.invalid_argument("schedule", "is required: the job has no schedule")
@@ -240,13 +241,16 @@ class JobService:
                 return moved.as_failure()
             after = moved.value
             return self._decided(
+                job,
                 after,
                 (JobEventType.SCHEDULED, self._schedule_payload(after)),
-                status_from=job,
                 actor=actor,
+                announce_status=True,
             )
 
-        return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
+        return self._change(
+            actor, job_id, permissions.SCHEDULE, expected_version, decide, changes.nothing_more
+        )
 
     def start_job(
         self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
@@ -256,20 +260,21 @@ class JobService:
         Two workers racing for one job: exactly one wins, the other gets ABORTED.
         """
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
+        def decide(job: Job, _: None, now: datetime) -> Step:
             started = _started(job, actor, now)
             if not started.ok:
                 return started.as_failure()
             after, run = started.value
-            uow.jobs.add_run(run)
             return self._decided(
+                job,
                 after,
                 (JobEventType.STARTED, types.status_event(job, after, run=run)),
-                status_from=job,
                 actor=actor,
+                announce_status=True,
+                runs=(OpenRun(run),),
             )
 
-        return self._change(actor, job_id, permissions.START, expected_version, decide)
+        return self._change(actor, job_id, permissions.START, expected_version, decide, changes.nothing_more)
 
     def claim_jobs(
         self,
@@ -335,10 +340,9 @@ class JobService:
         released = []
         for claim in claims:
 
-            def decide(uow: UnitOfWork, job: Job, now: datetime, claim: Claim = claim) -> Step:
-                held = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+            def decide(job: Job, held: JobRun | None, now: datetime, claim: Claim = claim) -> Step:
                 if held is None or held.id != claim.run.id:
-                    return OperationResult.success((job, []))
+                    return _unchanged(job)
                 attempts = max(0, job.attempt_count - 1)
                 moved = job.transition(
                     JobCall.RELEASE,
@@ -351,11 +355,13 @@ class JobService:
                 if not moved.ok:  # pragma: no cover - a RUNNING job can always be released
                     return moved.as_failure()
                 reason = "released: the claiming call ended before it received the job"
-                run = self._close_run(uow, job, held, now, RunStatus.CANCELLED, error=reason)
+                run, closing = _closing(job, held, now, RunStatus.CANCELLED, error=reason)
                 payload = types.status_event(job, moved.value, run=run, reason=reason)
-                return self._decided(moved.value, (JobEventType.STATUS_CHANGED, payload), actor=actor)
+                return self._decided(
+                    job, moved.value, (JobEventType.STATUS_CHANGED, payload), actor=actor, runs=closing
+                )
 
-            result = self._change(actor, claim.job.id, permissions.CLAIM, None, decide)
+            result = self._change(actor, claim.job.id, permissions.CLAIM, None, decide, _open_run)
             if result.ok and result.value.status is JobStatus.PENDING:
                 released.append(result.value)
         return released
@@ -448,8 +454,8 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
-            held = _holding_run(uow, job, run_id)
+        def decide(job: Job, open_run: JobRun | None, now: datetime) -> Step:
+            held = _holding_run(job, open_run, run_id)
             if not held.ok:
                 return held.as_failure()
             recurs = job.schedule is not None and job.schedule.recurring
@@ -471,8 +477,7 @@ class JobService:
             if not moved.ok:
                 return moved.as_failure()
             after = _finished(moved.value)
-            run = self._close_run(uow, job, held.value, now, RunStatus.SUCCEEDED, result=result)
-            assert run is not None  # only a reaping close can come back empty
+            run, closing = _closing(job, held.value, now, RunStatus.SUCCEEDED, result=result)
             payload = types.JobResultEvent(
                 job_id=job.id,
                 owner=job.owner,
@@ -483,9 +488,11 @@ class JobService:
                 version=after.version,
                 next_run_at=after.next_run_at,
             )
-            return self._decided(after, (JobEventType.SUCCEEDED, payload), status_from=job, actor=actor)
+            return self._decided(
+                job, after, (JobEventType.SUCCEEDED, payload), actor=actor, announce_status=True, runs=closing
+            )
 
-        return self._change(actor, job_id, permissions.COMPLETE, expected_version, decide)
+        return self._change(actor, job_id, permissions.COMPLETE, expected_version, decide, _open_run)
 
     def fail_job(
         self,
@@ -508,15 +515,15 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
-            held = _holding_run(uow, job, run_id)
+        def decide(job: Job, open_run: JobRun | None, now: datetime) -> Step:
+            held = _holding_run(job, open_run, run_id)
             if not held.ok:
                 return held.as_failure()
             return self._failed(
-                uow, job, held.value, now, error, retryable=retryable, actor=actor, event=JobEventType.FAILED
+                job, held.value, now, error, retryable=retryable, actor=actor, event=JobEventType.FAILED
             )
 
-        return self._change(actor, job_id, permissions.FAIL, expected_version, decide)
+        return self._change(actor, job_id, permissions.FAIL, expected_version, decide, _open_run)
 
     def cancel_job(
         self, actor: Actor, job_id: uuid.UUID, reason: str = "", *, expected_version: int | None = None
@@ -532,17 +539,16 @@ class JobService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
-            run = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+        def decide(job: Job, run: JobRun | None, now: datetime) -> Step:
             if run is not None and run.claimed:
                 if job.cancel_requested:
-                    return OperationResult.success((job, []))
+                    return _unchanged(job)
                 after = job.changed(at=now, cancel_requested=True)
                 payload = types.status_event(job, after, run=run, reason=reason)
-                return self._decided(after, (JobEventType.CANCEL_REQUESTED, payload), actor=actor)
-            return self._cancelled(uow, job, run, now, reason, actor=actor)
+                return self._decided(job, after, (JobEventType.CANCEL_REQUESTED, payload), actor=actor)
+            return self._cancelled(job, run, now, reason, actor=actor)
 
-        return self._change(actor, job_id, permissions.CANCEL, expected_version, decide)
+        return self._change(actor, job_id, permissions.CANCEL, expected_version, decide, _open_run)
 
     # -- worker queries ---------------------------------------------------------------
 
@@ -642,27 +648,31 @@ class JobService:
     def _set_paused(
         self, actor: Actor, job_id: uuid.UUID, *, paused: bool, expected_version: int | None
     ) -> OperationResult[Job]:
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
+        def decide(job: Job, _: None, now: datetime) -> Step:
             if job.paused is paused:
-                return OperationResult.success((job, []))
+                return _unchanged(job)
             after = job.changed(at=now, paused=paused)
             return self._decided(
-                after, (JobEventType.UPDATED, types.job_event(after, ("paused",))), actor=actor
+                job, after, (JobEventType.UPDATED, types.job_event(after, ("paused",))), actor=actor
             )
 
-        return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
+        return self._change(
+            actor, job_id, permissions.SCHEDULE, expected_version, decide, changes.nothing_more
+        )
 
     def run_job_now(
         self, actor: Actor, job_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Job]:
         """Promote a SCHEDULED job (paused or not) to PENDING at once; emits job.status_changed."""
 
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> Step:
+        def decide(job: Job, _: None, now: datetime) -> Step:
             if job.status is JobStatus.PENDING:
-                return OperationResult.success((job, []))
+                return _unchanged(job)
             return self._promoted(job, now, actor, reason="run now")
 
-        return self._change(actor, job_id, permissions.SCHEDULE, expected_version, decide)
+        return self._change(
+            actor, job_id, permissions.SCHEDULE, expected_version, decide, changes.nothing_more
+        )
 
     def promote_due_jobs(self, *, limit: int = 100, fence: Fence | None = None) -> list[Job]:
         """The scheduler's step: every due, unpaused SCHEDULED job becomes PENDING, once.
@@ -678,8 +688,15 @@ class JobService:
         promoted = []
         for candidate in due:
             actor = system_actor(candidate.tenant)
-            decide = self._promote_if_due(actor, fence)
-            result = self._change(actor, candidate.id, permissions.SCHEDULE, None, decide)
+            result = self._change(
+                actor,
+                candidate.id,
+                permissions.SCHEDULE,
+                None,
+                self._promote_if_due(actor),
+                changes.nothing_more,
+                first=_fenced(fence),
+            )
             if result.code is ErrorCode.FAILED_PRECONDITION and fence is not None:
                 break  # leadership lost: the next leader promotes the rest
             if result.ok and result.value.version != candidate.version:
@@ -701,7 +718,13 @@ class JobService:
         for run in expired:
             actor = system_actor(run.tenant)
             result = self._change(
-                actor, run.job_id, permissions.FAIL, None, self._reap_if_expired(actor, run, fence)
+                actor,
+                run.job_id,
+                permissions.FAIL,
+                None,
+                self._reap_if_expired(actor, run),
+                _open_run,
+                first=_fenced(fence),
             )
             if result.code is ErrorCode.FAILED_PRECONDITION and fence is not None:
                 break  # leadership lost
@@ -709,22 +732,16 @@ class JobService:
                 reaped.append(result.value)
         return reaped
 
-    def _reap_if_expired(
-        self, actor: Actor, expired: JobRun, fence: Fence | None
-    ) -> Callable[[UnitOfWork, Job, datetime], Step]:
-        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Step:
-            held = uow.jobs.open_run(job.id)
+    def _reap_if_expired(self, actor: Actor, expired: JobRun) -> changes.Decide[Job, JobRun | None]:
+        def decide(job: Job, held: JobRun | None, at: datetime) -> Step:
             if held is None or held.id != expired.id:
-                return OperationResult.success((job, []))
-            if fence is not None and not fence(uow):
-                return OperationResult.failed_precondition("the scheduler no longer holds its lease")
+                return _unchanged(job)
             assert held.lease_expires_at is not None
             deadline = held.lease_expires_at.isoformat()
             lapsed = f"the lease of run {held.id} held by {held.worker} expired at {deadline}"
             if job.cancel_requested:
-                return self._cancelled(uow, job, held, at, f"cancelled: {lapsed}", actor=actor, reaping=True)
+                return self._cancelled(job, held, at, f"cancelled: {lapsed}", actor=actor, reaping=True)
             return self._failed(
-                uow,
                 job,
                 held,
                 at,
@@ -751,15 +768,11 @@ class JobService:
             if deleted < batch:
                 return pruned
 
-    def _promote_if_due(
-        self, actor: Actor, fence: Fence | None
-    ) -> Callable[[UnitOfWork, Job, datetime], Step]:
-        def decide(uow: UnitOfWork, job: Job, at: datetime) -> Step:
+    def _promote_if_due(self, actor: Actor) -> changes.Decide[Job, None]:
+        def decide(job: Job, _: None, at: datetime) -> Step:
             still_due = job.status is JobStatus.SCHEDULED and not job.paused
             if not still_due or job.next_run_at is None or job.next_run_at > at:
-                return OperationResult.success((job, []))
-            if fence is not None and not fence(uow):
-                return OperationResult.failed_precondition("the scheduler no longer holds its lease")
+                return _unchanged(job)
             return self._promoted(job, at, actor, reason="due")
 
         return decide
@@ -770,37 +783,15 @@ class JobService:
             return moved.as_failure()
         after = moved.value
         payload = types.status_event(job, after, reason=reason)
-        return OperationResult.success(
-            (after, [self._event(JobEventType.STATUS_CHANGED, payload, actor, after)])
-        )
+        return self._decided(job, after, (JobEventType.STATUS_CHANGED, payload), actor=actor)
 
-    # -- jobs and their tasks --------------------------------------------------------------
+    # -- what tasks ask of jobs ------------------------------------------------------------
 
-    @changes.reading("job")
-    def get_job_tasks(
-        self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
-    ) -> OperationResult[Page[Task]]:
-        """The tasks of a job the actor may read, in creation order."""
-        reader = actor.id if task_permissions.reads_only_own(actor) else None
-        fingerprint = pagination.fingerprint("job-tasks", actor.tenant, job_id, reader)
-        try:
-            request = pagination.page_request(page_size, page_token, fingerprint)
-        except pagination.InvalidPageRequest as exc:
-            return OperationResult.invalid_argument(exc.field, exc.description)
-        with self._uow(read_only=True) as uow:
-            job = uow.jobs.get(actor.tenant, job_id)
-            if job is None or not permissions.can_read(actor, job):
-                return OperationResult.not_found("job", job_id)
-            if not task_permissions.may_ever(actor, task_permissions.READ):
-                return OperationResult.success(Page(items=[]))
-            rows = uow.tasks.list(
-                actor.tenant,
-                TaskFilters(job_id=job_id),
-                reader=reader,
-                after=request.after,
-                limit=request.size + 1,
-            )
-        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
+    def can_read_job(self, work: UnitOfWork, actor: Actor, job_id: uuid.UUID) -> bool:
+        """True when ``job_id`` is a job of the actor's tenant it may read, read in ``work``
+        (TaskService asks before it puts a task in a job or lists a job's tasks)."""
+        job = work.jobs.get(actor.tenant, job_id)
+        return job is not None and permissions.can_read(actor, job)
 
     # -- reactions to task events (durable, driven from the event log) ---------------------
 
@@ -811,7 +802,8 @@ class JobService:
 
     def _on_task_event(self, work: UnitOfWork, event: Event) -> None:
         """Recount the tasks of the job the event concerns; emit job.updated when the counts moved."""
-        job_id = event.payload.job_id if isinstance(event.payload, TaskLinkEvent) else event.job_id
+        # A link event names the job in its envelope, also when the task leaves it.
+        job_id = event.job_id
         if job_id is None:
             return
         job = work.jobs.get(event.tenant, job_id)
@@ -833,41 +825,38 @@ class JobService:
         job_id: uuid.UUID,
         action: str,
         expected_version: int | None,
-        step: Callable[[UnitOfWork, Job, datetime], Step],
+        step: changes.Decide[Job, C],
+        load: changes.Load[Job, C],
+        *,
+        first: Callable[[UnitOfWork], OperationResult[Never] | None] | None = None,
     ) -> OperationResult[Job]:
         """The shared change (core/services/changes.py) of one job through ``step``."""
-
-        def decide(uow: UnitOfWork, job: Job, now: datetime) -> OperationResult[changes.Change[Job]]:
-            stepped = step(uow, job, now)
-            if not stepped.ok:
-                return stepped.as_failure()
-            after, emitted = stepped.value
-            return OperationResult.success(
-                changes.Change.nothing(job) if after is job else changes.Change.of(job, after, emitted)
-            )
-
-        return changes.change(self._uow, self._clock, JOBS, actor, job_id, action, expected_version, decide)
+        return changes.change(
+            self._uow, self._clock, JOBS, actor, job_id, action, expected_version, step, load, first
+        )
 
     def _decided(
         self,
+        before: Job,
         after: Job,
         specific: tuple[JobEventType, Payload],
         *,
         actor: Actor,
-        status_from: Job | None = None,
+        announce_status: bool = False,
+        runs: Sequence[changes.Write] = (),
     ) -> Step:
-        """The job after a step, its specific event and job.status_changed when it moved."""
+        """``before`` becomes ``after`` with the writes to its ``runs``; the step's specific
+        event, and job.status_changed when ``announce_status`` and the status moved."""
         emitted = [self._event(specific[0], specific[1], actor, after)]
-        if status_from is not None and status_from.status is not after.status:
+        if announce_status and before.status is not after.status:
             payload = specific[1]
             if not isinstance(payload, types.JobStatusEvent):
-                payload = types.status_event(status_from, after)
+                payload = types.status_event(before, after)
             emitted.append(self._event(JobEventType.STATUS_CHANGED, payload, actor, after))
-        return OperationResult.success((after, emitted))
+        return OperationResult.success(changes.Change.of(before, after, emitted, runs))
 
     def _failed(
         self,
-        uow: UnitOfWork,
         job: Job,
         run: JobRun | None,
         now: datetime,
@@ -881,7 +870,7 @@ class JobService:
         """The job after its running attempt failed: retried per its policy, or FAILED, or
         CANCELLED when its cancellation was requested."""
         if job.cancel_requested and job.status is JobStatus.RUNNING:
-            return self._cancelled(uow, job, run, now, error, actor=actor, reaping=reaping)
+            return self._cancelled(job, run, now, error, actor=actor, reaping=reaping)
         will_retry = retryable and job.retry_policy.allows_retry(job.attempt_count)
         if will_retry:
             retry_at = now + job.retry_policy.backoff(job.attempt_count)
@@ -893,9 +882,7 @@ class JobService:
         if not moved.ok:
             return moved.as_failure()
         after = _finished(moved.value)
-        closed = self._close_run(uow, job, run, now, RunStatus.FAILED, error=error, reaping=reaping)
-        if closed is None:
-            return OperationResult.success((job, []))
+        closed, closing = _closing(job, run, now, RunStatus.FAILED, error=error, reaping=reaping)
         payload = types.JobErrorEvent(
             job_id=job.id,
             owner=job.owner,
@@ -906,11 +893,10 @@ class JobService:
             version=after.version,
             next_attempt_at=after.next_run_at if will_retry else None,
         )
-        return self._decided(after, (event, payload), status_from=job, actor=actor)
+        return self._decided(job, after, (event, payload), actor=actor, announce_status=True, runs=closing)
 
     def _cancelled(
         self,
-        uow: UnitOfWork,
         job: Job,
         run: JobRun | None,
         now: datetime,
@@ -923,44 +909,11 @@ class JobService:
         if not moved.ok:
             return moved.as_failure()
         after = _finished(moved.value)
-        closed = self._close_run(
-            uow, job, run, now, RunStatus.CANCELLED, error=reason or None, reaping=reaping
-        )
-        if closed is None:
-            return OperationResult.success((job, []))
+        closed, closing = _closing(job, run, now, RunStatus.CANCELLED, error=reason or None, reaping=reaping)
         payload = types.status_event(job, after, run=closed, reason=reason)
-        return self._decided(after, (JobEventType.CANCELLED, payload), status_from=job, actor=actor)
-
-    def _close_run(
-        self,
-        uow: UnitOfWork,
-        job: Job,
-        run: JobRun | None,
-        now: datetime,
-        status: RunStatus,
-        *,
-        result: JobResult | None = None,
-        error: str | None = None,
-        reaping: bool = False,
-    ) -> JobRun | None:
-        """``run`` closed with ``status``; None when reaping and a heartbeat saved it first."""
-        if run is None:
-            # A job that never started (cancelled while PENDING) has no run to close.
-            return JobRun(
-                id=new_id(),
-                job_id=job.id,
-                tenant=job.tenant,
-                attempt=job.attempt_count,
-                started_by="",
-                started_at=now,
-                finished_at=now,
-                status=status,
-            )
-        closed = dataclasses.replace(run, status=status, finished_at=now, result=result, error=error)
-        if reaping:
-            return closed if uow.jobs.close_expired_run(closed, at=now) else None
-        uow.jobs.save_run(closed)
-        return closed
+        return self._decided(
+            job, after, (JobEventType.CANCELLED, payload), actor=actor, announce_status=True, runs=closing
+        )
 
     def _event(self, event_type: JobEventType, payload: Payload, actor: Actor, job: Job) -> Event:
         return new_event(
@@ -980,6 +933,94 @@ class JobService:
             next_run_at=job.next_run_at,
             version=job.version,
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OpenRun:
+    """Insert ``run``, which a start opened."""
+
+    run: JobRun
+
+    def apply(self, work: UnitOfWork) -> bool:
+        """Insert the run; always done."""
+        work.jobs.add_run(self.run)
+        return True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloseRun:
+    """Write ``run`` as its step closed it."""
+
+    run: JobRun
+
+    def apply(self, work: UnitOfWork) -> bool:
+        """Write the closed run; always done (the job's version check guards the step)."""
+        work.jobs.save_run(self.run)
+        return True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloseLapsedRun:
+    """The reaper's close of ``run``: only while it is still RUNNING with its lease lapsed at
+    ``at``, so a heartbeat or a finish that commits first wins."""
+
+    run: JobRun
+    at: datetime
+
+    def apply(self, work: UnitOfWork) -> bool:
+        """Write the closed run if its lease is still lapsed; False (nothing written) if not."""
+        return work.jobs.close_expired_run(self.run, at=self.at)
+
+
+def _unchanged(job: Job) -> Step:
+    """A step that changes nothing: nothing written, no event."""
+    return OperationResult.success(changes.Change.nothing(job))
+
+
+def _open_run(work: UnitOfWork, job: Job) -> JobRun | None:
+    """The job's open run, which only a RUNNING job has (no read otherwise)."""
+    return work.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+
+
+def _fenced(fence: Fence | None) -> Callable[[UnitOfWork], OperationResult[Never] | None]:
+    """The scheduler's fence as the first check of its change: FAILED_PRECONDITION once the
+    leader no longer holds its lease (it then stops its step)."""
+
+    def check(work: UnitOfWork) -> OperationResult[Never] | None:
+        if fence is not None and not fence(work):
+            return OperationResult.failed_precondition("the scheduler no longer holds its lease")
+        return None
+
+    return check
+
+
+def _closing(
+    job: Job,
+    run: JobRun | None,
+    now: datetime,
+    status: RunStatus,
+    *,
+    result: JobResult | None = None,
+    error: str | None = None,
+    reaping: bool = False,
+) -> tuple[JobRun, tuple[changes.Write, ...]]:
+    """``run`` closed with ``status``, and the write that closes it (conditional when reaping)."""
+    if run is None:
+        # A job that never started (cancelled while PENDING) has no run to close: the event
+        # names one that is never stored.
+        never = JobRun(
+            id=new_id(),
+            job_id=job.id,
+            tenant=job.tenant,
+            attempt=job.attempt_count,
+            started_by="",
+            started_at=now,
+            finished_at=now,
+            status=status,
+        )
+        return never, ()
+    closed = dataclasses.replace(run, status=status, finished_at=now, result=result, error=error)
+    return closed, (CloseLapsedRun(closed, now) if reaping else CloseRun(closed),)
 
 
 def _started(
@@ -1025,10 +1066,9 @@ def _finished(job: Job) -> Job:
     return dataclasses.replace(job, cancel_requested=False) if job.cancel_requested else job
 
 
-def _holding_run(uow: UnitOfWork, job: Job, run_id: uuid.UUID | None) -> OperationResult[JobRun | None]:
-    """The job's open run, when the caller may finish it: a claimed run must be named by
-    ``run_id``, and a named run must be the one holding the job."""
-    held = uow.jobs.open_run(job.id) if job.status is JobStatus.RUNNING else None
+def _holding_run(job: Job, held: JobRun | None, run_id: uuid.UUID | None) -> OperationResult[JobRun | None]:
+    """The job's open run ``held``, when the caller may finish it: a claimed run must be
+    named by ``run_id``, and a named run must be the one holding the job."""
     if run_id is not None:
         if held is None or held.id != run_id:
             return _lost(job, run_id, held)

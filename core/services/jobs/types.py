@@ -13,8 +13,9 @@ from typing import Any, Final, Literal
 
 from croniter import croniter
 
-from core.common import validation
+from core.common import updates, validation
 from core.common.result import FieldViolation, OperationResult
+from core.common.updates import UNSET, Unset
 from core.messaging import events
 
 
@@ -402,15 +403,6 @@ def lease_violations(field: str, lease: timedelta) -> list[FieldViolation]:
     return [FieldViolation(field, f"must be between {MIN_LEASE.seconds}s and {MAX_LEASE.seconds // 3600}h")]
 
 
-class Unset(enum.Enum):
-    """Marks a field an update leaves as it is."""
-
-    UNSET = "UNSET"
-
-
-UNSET: Final = Unset.UNSET
-
-
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class JobCreate:
     """What a caller gives to create a job."""
@@ -441,11 +433,7 @@ class JobUpdate:
 
     def changes(self) -> dict[str, Any]:
         """The fields this update sets, by name."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not UNSET
-        }
+        return updates.set_fields(self)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, Never
+from typing import Final, Never, Protocol, TypeVar
 
 from core.common import pagination, validation
 from core.common.actor import Actor, system_actor
@@ -17,7 +17,6 @@ from core.common.result import FieldViolation, OperationResult
 from core.messaging.events import Event, Payload, new_event
 from core.messaging.reactions import Reaction
 from core.services import changes
-from core.services.jobs import permissions as job_permissions
 from core.services.tasks import permissions, types
 from core.services.tasks.types import (
     Task,
@@ -35,16 +34,29 @@ from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 # read at: a cascade writes several) and its events.
 Decision = OperationResult[changes.Change[Task]]
 
+C = TypeVar("C")
+
 TASKS: Final[changes.Kind[Task]] = changes.Kind(
     "task", lambda uow: uow.tasks, permissions.can_read, permissions.can
 )
 
 
+class Jobs(Protocol):
+    """What tasks need to know of jobs, and no more: whether the actor may see one. A task
+    goes only into a job its actor can read; any other job is NOT_FOUND to it, as it is
+    from JobService. JobService answers it; the tasks package imports nothing of jobs."""
+
+    def can_read_job(self, work: UnitOfWork, actor: Actor, job_id: uuid.UUID) -> bool:
+        """True when ``job_id`` is a job of the actor's tenant it may read, in ``work``."""
+        ...
+
+
 class TaskService:
     """Create, read, assign and move tasks on behalf of an actor; every method checks permissions."""
 
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock | None = None) -> None:
+    def __init__(self, *, uow: UnitOfWorkFactory, jobs: Jobs, clock: Clock | None = None) -> None:
         self._uow = uow
+        self._jobs = jobs
         self._clock = clock or SystemClock()
 
     # -- create and read ------------------------------------------------------------------
@@ -97,10 +109,8 @@ class TaskService:
                     return OperationResult.invalid_argument("job_id", "a subtask belongs to its parent's job")
                 job_id = parent.job_id
                 owners_above = tuple(dict.fromkeys([*parent.owners_above, parent.owner]))
-            elif job_id is not None:
-                job = uow.jobs.get(actor.tenant, job_id)
-                if job is None or not job_permissions.can_read(actor, job):
-                    return OperationResult.not_found("job", job_id)
+            elif job_id is not None and not self._jobs.can_read_job(uow, actor, job_id):
+                return OperationResult.not_found("job", job_id)
             task = Task(
                 id=new_id(),
                 tenant=actor.tenant,
@@ -215,7 +225,7 @@ class TaskService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, _: None, now: datetime) -> Decision:
             changed = {name: value for name, value in asked.items() if getattr(task, name) != value}
             if not changed:
                 return OperationResult.success(changes.Change.nothing(task))
@@ -234,7 +244,9 @@ class TaskService:
                 )
             return OperationResult.success(changes.Change.of(task, after, emitted))
 
-        return self._change(actor, task_id, permissions.UPDATE, expected_version, decide)
+        return self._change(
+            actor, task_id, permissions.UPDATE, expected_version, decide, changes.nothing_more
+        )
 
     def assign_task(
         self, actor: Actor, task_id: uuid.UUID, assignee: str | None, *, expected_version: int | None = None
@@ -244,7 +256,7 @@ class TaskService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, _: None, now: datetime) -> Decision:
             if task.assignee == assignee:
                 return OperationResult.success(changes.Change.nothing(task))
             if not task.is_open:
@@ -258,18 +270,20 @@ class TaskService:
                 changes.Change.of(task, after, [self._event(TaskEventType.ASSIGNED, payload, actor, after)])
             )
 
-        return self._change(actor, task_id, permissions.ASSIGN, expected_version, decide)
+        return self._change(
+            actor, task_id, permissions.ASSIGN, expected_version, decide, changes.nothing_more
+        )
 
     def complete_task(
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
         """Complete an OPEN or IN_PROGRESS task whose subtasks are all done."""
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             moved = task.transition(TaskCall.COMPLETE, TaskStatus.COMPLETED, at=now, completed_at=now)
             if not moved.ok:
                 return moved.as_failure()
-            still_open = [t for t in uow.tasks.descendants(task.tenant, task.id) if t.is_open]
+            still_open = [t for t in below if t.is_open]
             if still_open:
                 # Name only the subtasks the caller may read; the count covers them all.
                 ids = [str(t.id) for t in still_open if permissions.can_read(actor, t)]
@@ -284,7 +298,7 @@ class TaskService:
             events = self._status_events(TaskEventType.COMPLETED, task, after, actor)
             return OperationResult.success(changes.Change.of(task, after, events))
 
-        return self._change(actor, task_id, permissions.COMPLETE, expected_version, decide)
+        return self._change(actor, task_id, permissions.COMPLETE, expected_version, decide, _open_subtree)
 
     def cancel_task(
         self, actor: Actor, task_id: uuid.UUID, reason: str = "", *, expected_version: int | None = None
@@ -294,7 +308,7 @@ class TaskService:
         if violations:
             return OperationResult.invalid(*violations)
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             moved = task.transition(
                 TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=reason or None
             )
@@ -304,26 +318,26 @@ class TaskService:
             writes = [(after, task.version)]
             emitted = self._status_events(TaskEventType.CANCELLED, task, after, actor, reason)
             cascade_reason = reason or f"parent task {task.id} cancelled"
-            for below in uow.tasks.descendants(task.tenant, task.id):
+            for subtask in below:
                 # Through the state machine: what it does not let cancel (closed tasks) stays.
-                cascaded = below.transition(
+                cascaded = subtask.transition(
                     TaskCall.CANCEL, TaskStatus.CANCELLED, at=now, cancel_reason=cascade_reason
                 )
                 if cascaded.ok:
-                    writes.append((cascaded.value, below.version))
+                    writes.append((cascaded.value, subtask.version))
                     emitted += self._status_events(
-                        TaskEventType.CANCELLED, below, cascaded.value, actor, cascade_reason
+                        TaskEventType.CANCELLED, subtask, cascaded.value, actor, cascade_reason
                     )
             return OperationResult.success(changes.Change(after, writes, emitted))
 
-        return self._change(actor, task_id, permissions.CANCEL, expected_version, decide)
+        return self._change(actor, task_id, permissions.CANCEL, expected_version, decide, _open_subtree)
 
     def reopen_task(
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
         """Move a COMPLETED or CANCELLED task back to OPEN."""
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, _: None, now: datetime) -> Decision:
             moved = task.transition(
                 TaskCall.REOPEN, TaskStatus.OPEN, at=now, completed_at=None, cancel_reason=None
             )
@@ -333,7 +347,9 @@ class TaskService:
             event = self._event(TaskEventType.STATUS_CHANGED, types.status_event(task, after), actor, after)
             return OperationResult.success(changes.Change.of(task, after, [event]))
 
-        return self._change(actor, task_id, permissions.REOPEN, expected_version, decide)
+        return self._change(
+            actor, task_id, permissions.REOPEN, expected_version, decide, changes.nothing_more
+        )
 
     def delete_task(
         self, actor: Actor, task_id: uuid.UUID, *, expected_version: int | None = None
@@ -360,6 +376,32 @@ class TaskService:
 
     # -- tasks in jobs ---------------------------------------------------------------------
 
+    @changes.reading("task")
+    def list_job_tasks(
+        self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
+    ) -> OperationResult[Page[Task]]:
+        """The tasks of a job the actor may read, in creation order; the job must be one the
+        actor may read (NOT_FOUND otherwise)."""
+        reader = actor.id if permissions.reads_only_own(actor) else None
+        fingerprint = pagination.fingerprint("job-tasks", actor.tenant, job_id, reader)
+        try:
+            request = pagination.page_request(page_size, page_token, fingerprint)
+        except pagination.InvalidPageRequest as exc:
+            return OperationResult.invalid_argument(exc.field, exc.description)
+        with self._uow(read_only=True) as uow:
+            if not self._jobs.can_read_job(uow, actor, job_id):
+                return OperationResult.not_found("job", job_id)
+            if not permissions.may_ever(actor, permissions.READ):
+                return OperationResult.success(Page(items=[]))
+            rows = uow.tasks.list(
+                actor.tenant,
+                TaskFilters(job_id=job_id),
+                reader=reader,
+                after=request.after,
+                limit=request.size + 1,
+            )
+        return OperationResult.success(pagination.make_page(rows, request, fingerprint))
+
     def link_task(
         self, actor: Actor, job_id: uuid.UUID, task_id: uuid.UUID, *, expected_version: int | None = None
     ) -> OperationResult[Task]:
@@ -380,19 +422,18 @@ class TaskService:
 
         def job_first(uow: UnitOfWork) -> OperationResult[Never] | None:
             # The job is named first in the call, and refused first.
-            job = uow.jobs.get(actor.tenant, job_id)
-            if job is None or not job_permissions.can_read(actor, job):
+            if not self._jobs.can_read_job(uow, actor, job_id):
                 return OperationResult.not_found("job", job_id)
             return None
 
-        def decide(uow: UnitOfWork, task: Task, now: datetime) -> Decision:
+        def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             refused = _relink_refusal(task, job_id, link=link)
             if refused is not None:
                 return refused
             if task.job_id == (job_id if link else None):
                 return OperationResult.success(changes.Change.nothing(task))
             writes, emitted = [], []
-            for member in [task, *uow.tasks.descendants(task.tenant, task.id)]:
+            for member in [task, *below]:
                 after = member.changed(at=now, job_id=job_id if link else None)
                 payload = types.link_event(after, job_id)
                 writes.append((after, member.version))
@@ -417,6 +458,7 @@ class TaskService:
             permissions.UPDATE,
             expected_version,
             decide,
+            _subtree,
             first=job_first,
         )
 
@@ -456,10 +498,13 @@ class TaskService:
         task_id: uuid.UUID,
         action: str,
         expected_version: int | None,
-        decide: Callable[[UnitOfWork, Task, datetime], Decision],
+        decide: changes.Decide[Task, C],
+        load: changes.Load[Task, C],
     ) -> OperationResult[Task]:
         """The shared change (core/services/changes.py) of one task (and the tasks it cascades to)."""
-        return changes.change(self._uow, self._clock, TASKS, actor, task_id, action, expected_version, decide)
+        return changes.change(
+            self._uow, self._clock, TASKS, actor, task_id, action, expected_version, decide, load
+        )
 
     def _status_events(
         self, specific: TaskEventType, before: Task, after: Task, actor: Actor, reason: str = ""
@@ -475,6 +520,17 @@ class TaskService:
         return new_event(
             event_type, payload, actor=actor, clock=self._clock, resource_id=task.id, job_id=task.job_id
         )
+
+
+def _subtree(work: UnitOfWork, task: Task) -> list[Task]:
+    """Every task below ``task``, parents before their children."""
+    return list(work.tasks.descendants(task.tenant, task.id))
+
+
+def _open_subtree(work: UnitOfWork, task: Task) -> list[Task]:
+    """The tasks below ``task``, when it is open: only an open task completes or cancels
+    (a closed one is refused without reading them)."""
+    return _subtree(work, task) if task.is_open else []
 
 
 def _relink_refusal(task: Task, job_id: uuid.UUID, *, link: bool) -> OperationResult[Never] | None:

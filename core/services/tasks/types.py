@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from core.common import validation
+from core.common import updates, validation
 from core.common.result import FieldViolation, OperationResult
+from core.common.updates import UNSET, Unset
 from core.messaging import events
-from core.services.jobs.types import UNSET, Unset
 
 
 class TaskStatus(enum.StrEnum):
@@ -130,11 +130,7 @@ class TaskUpdate:
 
     def changes(self) -> dict[str, Any]:
         """The fields this update sets, by name."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not UNSET
-        }
+        return updates.set_fields(self)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

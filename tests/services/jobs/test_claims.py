@@ -16,7 +16,7 @@ from core.messaging.events import Event
 from core.services.jobs import types
 from core.services.jobs.service import JobService
 from core.services.jobs.types import Claim, JobResult, JobStatus, RetryPolicy, RunStatus
-from core.services.unit_of_work import UnitOfWork
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import SQL_BACKENDS, ActorFactory
 from tests.services.jobs.conftest import JobMaker
 
@@ -381,6 +381,35 @@ class TestReaping:
         assert service.heartbeat_job(worker, claim.job.id, claim.run.id).ok
         assert service.reap_expired_leases() == []
         assert service.get_job(worker, claim.job.id).value.status is JobStatus.RUNNING
+
+    def test_a_heartbeat_that_commits_after_the_reaper_looked_still_wins(
+        self,
+        service: JobService,
+        make_job: JobMaker,
+        worker: Actor,
+        clock: FakeClock,
+        uow: UnitOfWorkFactory,
+        delivered: list[Event],
+    ) -> None:
+        """The reaper decides on a run it read as lapsed; its conditional close, the write
+        that carries the decision out, finds the lease renewed and writes nothing."""
+        make_job()
+        claim = claim_one(service, worker, lease_duration=timedelta(seconds=1))
+        clock.advance(timedelta(seconds=2))
+        beats = [lambda: service.heartbeat_job(worker, claim.job.id, claim.run.id)]
+
+        def heartbeat_first(*, read_only: bool = False) -> UnitOfWork:
+            if not read_only and beats:
+                assert beats.pop()().ok  # commits between the reaper's read and its change
+            return uow(read_only=read_only)
+
+        delivered.clear()
+        assert JobService(uow=heartbeat_first, clock=clock).reap_expired_leases() == []
+        assert service.get_job(worker, claim.job.id).value.status is JobStatus.RUNNING
+        [run] = service.get_job_history(worker, claim.job.id).value.items
+        assert (run.id, run.status) == (claim.run.id, RunStatus.RUNNING)
+        assert run.lease_expires_at == clock.now() + timedelta(seconds=1)
+        assert delivered == []
 
     def test_a_lapsed_job_whose_cancellation_was_asked_ends_cancelled(
         self, service: JobService, make_job: JobMaker, worker: Actor, member: Actor, clock: FakeClock

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import Engine
@@ -19,12 +20,34 @@ from core.services.jobs.service import JobService
 from core.services.jobs.types import JobCreate, JobStatus, RetryPolicy, Schedule
 from core.services.unit_of_work import UnitOfWorkFactory
 from modules.db import SqlAlchemyUnitOfWorkFactory
-from modules.locks import FileLock, PostgresLease, ProcessLock
+from modules.locks import FileLock, PostgresLease
+
+
+class SharedLock:
+    """Leadership among the schedulers of this test (one process, the in-memory store)."""
+
+    _held: ClassVar[dict[str, object]] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def try_acquire(self) -> bool:
+        with self._guard:
+            return self._held.setdefault(self._name, self) is self
+
+    def fence(self) -> None:
+        return None
+
+    def release(self) -> None:
+        with self._guard:
+            if self._held.get(self._name) is self:
+                del self._held[self._name]
 
 
 @pytest.fixture
 def scheduler(service: JobService) -> Iterator[Scheduler]:
-    leader = Scheduler(jobs=service, lock=ProcessLock(f"test-{uuid.uuid4()}"))
+    leader = Scheduler(jobs=service, lock=SharedLock(f"test-{uuid.uuid4()}"))
     yield leader
     leader.stop()
 
@@ -201,7 +224,7 @@ class TestScheduler:
 
     def test_only_the_leader_acts(self, service: JobService, member: Actor, clock: FakeClock) -> None:
         name = f"shared-{uuid.uuid4()}"
-        first, second = ProcessLock(name), ProcessLock(name)
+        first, second = SharedLock(name), SharedLock(name)
         leader, follower = Scheduler(jobs=service, lock=first), Scheduler(jobs=service, lock=second)
         service.create_job(member, JobCreate(name="n", kind="k", schedule=Schedule.once(clock.now())))
         assert len(leader.tick()) == 1

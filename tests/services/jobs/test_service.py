@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.common import context
 from core.common.actor import Actor
 from core.common.clock import FakeClock
-from core.common.context import correlated
 from core.common.errors import UNCONDITIONAL_ATTEMPTS, StaleVersionError
 from core.common.result import ErrorCode, OperationResult
 from core.messaging.events import Event
@@ -82,8 +83,11 @@ class TestCreateJob:
     def test_the_correlation_id_travels_on_the_events(
         self, service: JobService, member: Actor, delivered: list[Event]
     ) -> None:
-        with correlated("req-42"):
+        def create() -> None:
+            context.correlation_id.set("req-42")  # as the call guard does for each call
             service.create_job(member, JobCreate(name="n", kind="k"))
+
+        contextvars.copy_context().run(create)
         assert delivered[0].correlation_id == "req-42"
 
     @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from tests.conftest import ActorFactory
 
 
 @pytest.fixture
-def service(uow: UnitOfWorkFactory, clock: FakeClock) -> TaskService:
+def service(uow: UnitOfWorkFactory, clock: FakeClock, jobs: JobService) -> TaskService:
     """TaskService on the backend under test."""
-    return TaskService(uow=uow, clock=clock)
+    return TaskService(uow=uow, jobs=jobs, clock=clock)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from core.services.jobs.types import JobCreate
 from core.services.tasks import types
 from core.services.tasks.service import TaskService
 from core.services.tasks.types import TaskCall, TaskCreate, TaskFilters, TaskPriority, TaskStatus, TaskUpdate
-from core.services.unit_of_work import UnitOfWorkFactory
+from core.services.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import ActorFactory
 from tests.services.jobs.test_service import blind_to_request_ids
 from tests.services.tasks.conftest import TaskMaker
@@ -601,9 +601,62 @@ class TestDeleteTask:
 
 class TestConcurrentIdempotentCreate:
     def test_losing_the_insert_race_answers_with_the_winners_task(
-        self, uow: UnitOfWorkFactory, clock: FakeClock, member: Actor, delivered: list[Event]
+        self,
+        service: TaskService,
+        jobs: JobService,
+        uow: UnitOfWorkFactory,
+        clock: FakeClock,
+        member: Actor,
+        delivered: list[Event],
     ) -> None:
-        first = TaskService(uow=uow, clock=clock).create_task(member, TaskCreate(title="t", request_id="dup"))
-        racer = TaskService(uow=blind_to_request_ids(uow), clock=clock)
+        first = service.create_task(member, TaskCreate(title="t", request_id="dup"))
+        racer = TaskService(uow=blind_to_request_ids(uow), jobs=jobs, clock=clock)
         assert racer.create_task(member, TaskCreate(title="t", request_id="dup")).value == first.value
         assert types_of(delivered) == ["task.created"]
+
+
+class _Jobs:
+    """What TaskService is told of jobs: a fixed answer, and who asked about which job."""
+
+    def __init__(self, readable: bool) -> None:
+        self.readable = readable
+        self.asked: list[tuple[str, uuid.UUID]] = []
+
+    def can_read_job(self, work: UnitOfWork, actor: Actor, job_id: uuid.UUID) -> bool:
+        self.asked.append((actor.id, job_id))
+        return self.readable
+
+
+class TestWhatTasksAskOfJobs:
+    """TaskService knows of jobs only what it is given: whether the actor may read one."""
+
+    def test_an_unreadable_job_is_not_found_to_every_call_that_names_one(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, member: Actor, delivered: list[Event]
+    ) -> None:
+        jobs = _Jobs(readable=False)
+        service = TaskService(uow=uow, jobs=jobs, clock=clock)
+        task = service.create_task(member, TaskCreate(title="t")).value
+        job_id = uuid.uuid4()
+        delivered.clear()
+        for refused in (
+            service.create_task(member, TaskCreate(title="in a job", job_id=job_id)),
+            service.link_task(member, job_id, task.id),
+            service.unlink_task(member, job_id, task.id),
+            # Refused for the job first, though the task does not exist either.
+            service.link_task(member, job_id, uuid.uuid4()),
+            service.list_job_tasks(member, job_id),
+        ):
+            assert_failed(refused, ErrorCode.NOT_FOUND)
+            assert refused.error.details["resource"] == "job"
+        assert jobs.asked == [(member.id, job_id)] * 5
+        assert delivered == []
+
+    def test_a_readable_job_lists_the_tasks_linked_to_it(
+        self, uow: UnitOfWorkFactory, clock: FakeClock, member: Actor, jobs: JobService
+    ) -> None:
+        job = jobs.create_job(member, JobCreate(name="j", kind="k")).value
+        told = _Jobs(readable=True)
+        service = TaskService(uow=uow, jobs=told, clock=clock)
+        task = service.create_task(member, TaskCreate(title="t", job_id=job.id)).value
+        assert [t.id for t in service.list_job_tasks(member, job.id).value.items] == [task.id]
+        assert told.asked == [(member.id, job.id)] * 2
