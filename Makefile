@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 # The server, and the web console next to it (http://127.0.0.1:8080); Ctrl-C stops both.
 run: $(STAMP)
-	@$(BIN)/jobtask console --listen 127.0.0.1:8080 & console=$$!; \
+	@$(BIN)/jobtask console --listen 127.0.0.1:8080 --development-identity & console=$$!; \
 	trap 'kill $$console 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m server serve --auth-mode headers --log-format text --metrics-listen 127.0.0.1:9464
 

@@ -20,7 +20,7 @@ ACTOR_ID_HEADER, TENANT_HEADER, ROLES_HEADER = "x-actor-id", "x-actor-tenant", "
 IDENTITY_HEADERS = (ACTOR_ID_HEADER, TENANT_HEADER, ROLES_HEADER)
 _CREDENTIAL_HEADERS = frozenset({*IDENTITY_HEADERS, "authorization"})
 _SERVICE_PREFIX = SYSTEM_ACTOR_ID.split(":", 1)[0] + ":"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-/]{0,199}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-/]{0,199}$")
 # Roles a token or header may grant; "system" is the service's own and never granted.
 GRANTABLE = frozenset(r.value for r in Role if r is not Role.SYSTEM)
 
@@ -131,10 +131,10 @@ def _text(value: str | bytes | None) -> str:
 
 
 def _actor(actor_id: str, tenant: str, roles: Sequence[str], name: object = None) -> Actor:
-    if not _NAME.match(actor_id) or actor_id.startswith(_SERVICE_PREFIX):
+    if not NAME.match(actor_id) or actor_id.startswith(_SERVICE_PREFIX):
         # "system:..." ids belong to the service's own actor; no caller may claim one.
         raise Unauthenticated("the actor id is not acceptable")
-    if not _NAME.match(tenant):
+    if not NAME.match(tenant):
         raise Unauthenticated("the tenant is not acceptable")
     unknown = sorted(set(roles) - GRANTABLE)
     if unknown:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Integer, Row, Table, bindparam, delete, func, select, update
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -28,6 +28,7 @@ from modules.transaction import TransactionalRepository
 jobs = cast("Table", JobRow.__table__)
 runs = cast("Table", JobRunRow.__table__)
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIQUE = {"jobs.tenant, jobs.owner, jobs.request_id": "uq_jobs_request"}
 
 # The hot statements are built once with bound parameters, so each call only binds values
@@ -256,14 +257,20 @@ class SqlAlchemyJobRepository(TransactionalRepository):
     ) -> Sequence[tuple[int, RunStatus, int]]:
         """Finished runs per interval and outcome, counted in the database (over the index
         on the tenant's finish times)."""
-        seconds = width.total_seconds()
-        elapsed: ColumnElement[Any]
+        # Whole microseconds on both backends, so an interval's edge is exact (as in memory).
+        width_us = width // timedelta(microseconds=1)
+        interval: ColumnElement[Any]
         if self._tx.dialect == "postgresql":
-            elapsed = func.extract("epoch", runs.c.finished_at - since)
-        else:  # SQLite keeps UTC text: Julian days apart, in seconds
-            start = since.astimezone(UTC).replace(tzinfo=None)
-            elapsed = (func.julianday(runs.c.finished_at) - func.julianday(start)) * 86_400
-        interval = func.floor(elapsed / seconds).label("interval")
+            elapsed = func.extract("epoch", runs.c.finished_at - since) * 1_000_000  # numeric: exact
+            interval = func.floor(elapsed / width_us)
+        else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: seconds and micros apart
+            since_us = (since - _EPOCH) // timedelta(microseconds=1)
+            # (strftime rounds a fraction to milliseconds: it reads the whole seconds alone)
+            seconds = func.strftime("%s", func.substr(runs.c.finished_at, 1, 19)).cast(Integer)
+            micros = func.substr(runs.c.finished_at, 21, 6).cast(Integer)
+            finished_us = seconds * 1_000_000 + micros
+            interval = (finished_us - since_us) // width_us
+        interval = interval.label("interval")
         statement = select(interval, runs.c.status, func.count()).where(
             runs.c.tenant == tenant, runs.c.finished_at >= since, runs.c.status != RunStatus.RUNNING.value
         )

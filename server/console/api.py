@@ -4,6 +4,7 @@ and refusals as words."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -11,14 +12,16 @@ import grpc
 import grpc.aio
 import jwt
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import EncodeError, Message
 from jobtask.v1 import common_pb2, events_pb2_grpc, jobs_pb2_grpc, tasks_pb2_grpc
 
 from core.common.actor import Actor
-from server.auth import ACTOR_ID_HEADER, ROLES_HEADER, TENANT_HEADER
+from server.auth import ACTOR_ID_HEADER, NAME, ROLES_HEADER, TENANT_HEADER
 from server.errors import operation_result_of
 
 R = TypeVar("R", bound=Message)
+# A JWT's shape: three base64url parts.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,12 +33,15 @@ class Identity:
     actor: str = ""
     tenant: str = ""
     roles: tuple[str, ...] = ()
+    # When the token expires (seconds since the epoch), if it says.
+    expires: float | None = None
 
     @classmethod
     def of_token(cls, token: str) -> Identity:
         """The identity of a JWT; the claims are read (not verified: the server does that)
-        only to name the actor on the pages."""
-        token = token.strip().removeprefix("Bearer ").strip()
+        only to name the actor on the pages and to end the session with the token."""
+        token = "".join(token.split())  # pasted across lines, or with "Bearer "
+        token = token.removeprefix("Bearer")
         try:
             claims: Mapping[str, Any] = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -43,12 +49,25 @@ class Identity:
         roles = claims.get("roles", [])
         if isinstance(roles, str):
             roles = roles.replace(",", " ").split()
+        expires = claims.get("exp")
         return cls(
             token=token,
             actor=str(claims.get("sub", "")),
             tenant=str(claims.get("tenant", "")),
             roles=tuple(str(r) for r in roles) if isinstance(roles, list) else (),
+            expires=float(expires) if isinstance(expires, int | float) else None,
         )
+
+    def violations(self) -> list[tuple[str, str]]:
+        """What makes the identity unsendable as call metadata, by form field."""
+        if self.token:
+            return [] if _TOKEN.match(self.token) else [("token", "is not a JWT (three base64url parts)")]
+        found = [
+            (field, "letters, digits and . _ : @ - / only, up to 200, starting with a letter or digit")
+            for field, value in (("actor", self.actor), ("tenant", self.tenant))
+            if not NAME.match(value)
+        ]
+        return found
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """What each call carries."""
@@ -77,6 +96,7 @@ class Identity:
                 actor=str(stored.get("actor", "")),
                 tenant=str(stored.get("tenant", "")),
                 roles=tuple(str(r) for r in stored.get("roles", ())),
+                expires=stored.get("expires"),
             )
         except TypeError:
             return None
@@ -131,6 +151,8 @@ class Api:
             return await method(request, metadata=identity.metadata(), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
             raise Refusal.of(error, self.target) from None
+        except (EncodeError, RecursionError) as exc:  # e.g. a payload nested past protobuf's limit
+            raise Refusal("INVALID_ARGUMENT", f"the request cannot be sent: {exc}") from None
 
     def stream(self, identity: Identity, method: Any, request: Message) -> Any:
         """A server stream as ``identity`` (no deadline)."""

@@ -11,22 +11,26 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import grpc
 import jinja2
 from starlette.applications import Starlette
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.console import words
 from server.console.api import Api, Identity, Refusal
+from server.console.sessions import LIFETIME_S, Sessions
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "jobtask_console"
@@ -56,9 +60,12 @@ class ConsoleSettings:
     credentials: grpc.ChannelCredentials | None = None
     # Signs the session cookies; a random one (the default) signs everyone out on restart.
     secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
-    # Offer a development identity (actor, tenant, roles as headers) on the sign-in page:
-    # only when the console is reached on loopback, as the server trusts headers only there.
-    development_identity: bool = True
+    # Offer a development identity (actor, tenant, roles as headers) on the sign-in page,
+    # to browsers on loopback (the server trusts such headers only there, in header mode).
+    development_identity: bool = False
+    # The Host names the console answers to; others get 400, so a page of another site
+    # whose name resolves to 127.0.0.1 cannot use a console on loopback (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1", "[::1]")
     # Send the cookie only over HTTPS (behind a TLS-terminating proxy).
     secure_cookies: bool = False
     call_timeout: float = 10.0
@@ -141,9 +148,10 @@ def fragment(request: Request, template: str, **context: Any) -> Response:
     return HTMLResponse(html, headers={DIGEST_HEADER: digest})
 
 
-def refusal_fragment(request: Request, refusal: Refusal, status_code: int = 200) -> Response:
-    """A refusal in words, for an htmx target."""
-    return render(request, "_refusal.html", status_code=status_code, refusal=refusal)
+def refusal_fragment(request: Request, refusal: Refusal) -> Response:
+    """A refusal in words in place of a live part (its digest too, so the part is reloaded
+    once the refusal no longer holds)."""
+    return fragment(request, "_refusal.html", refusal=refusal)
 
 
 def outcome(
@@ -167,20 +175,64 @@ def outcome(
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def sessions_of(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
 def signed_in(handler: Handler) -> Handler:
-    """Pages need an identity: without one a page goes to sign-in, a fragment gets 401."""
+    """Pages need an identity: without one a page goes to sign-in (and comes back), a
+    fragment or a stream gets 401."""
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        identity = Identity.from_session(request.session.get("identity"))
+        identity = sessions_of(request).identity(request.session)
         if identity is None:
             if request.headers.get("hx-request") or request.url.path.endswith("/stream"):
                 return Response("signed out", status_code=401, headers={"HX-Redirect": "/signin"})
-            return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse("/signin?" + urlencode({"next": here}), status_code=303)
         request.state.identity = identity
         return await handler(request)
 
     return guarded
+
+
+# What every answer carries: scripts and styles from the console only, no framing, no
+# sniffing, and nothing of a page kept by caches.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response, and ``cache-control: no-store`` to pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if not static:
+                    headers.setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def create_app(settings: ConsoleSettings, routes: list[BaseRoute] | None = None) -> Starlette:
@@ -206,16 +258,19 @@ def create_app(settings: ConsoleSettings, routes: list[BaseRoute] | None = None)
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts)),
+            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret,
                 session_cookie=SESSION_COOKIE,
                 same_site="strict",
                 https_only=settings.secure_cookies,
-                max_age=12 * 3600,
-            )
+                max_age=LIFETIME_S,
+            ),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.sessions = Sessions(settings.secret)
     return app

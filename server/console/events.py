@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -74,8 +74,11 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
     """Frames for the browser, from as many subscriptions as it takes.
 
     ``after`` is the last sequence the browser was given; each new subscription resumes
-    after it, so an event is relayed once whatever ends the streams in between. A status
-    frame goes out when the state changes (live, reconnecting, waiting for a free stream).
+    after it, so an event is relayed once whatever ends the streams in between. A
+    ``status`` frame goes out when the state changes (live, reconnecting, waiting for a
+    free stream), and a ``live`` frame each time a stream opens. A refusal ends the relay:
+    a ``signin`` frame when the identity is no longer accepted, else a ``refusal`` frame;
+    the page then closes its stream rather than open it again.
     """
     api, identity, asked = api_of(request), identity_of(request), subscription(request)
     yield "retry: 1000\n\n"
@@ -94,9 +97,11 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
         call = api.stream(identity, api.events.Subscribe, subscribe)
         try:
             await call.initial_metadata()  # the server sends its headers once the stream is open
-            if line := status("live"):
-                yield line
-            attempt = 0
+            if not call.done():  # a call refused at once ends without headers
+                yield frame("live")
+                if line := status("live"):
+                    yield line
+                attempt = 0
             async for item in call:
                 if item.HasField("event"):
                     after = item.event.sequence
@@ -107,19 +112,18 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
             waiting = "reconnecting to jobtask…"  # the server ended the stream
         except grpc.aio.AioRpcError as error:
             refusal = Refusal.of(error, api.target)
-            last = refusal.details.get("last_sequence")
-            if after is None and isinstance(last, int | float):
-                after = int(last)  # nothing relayed yet: resume where the server says
             if "open_streams" in refusal.details:
                 waiting = refusal.message  # too many streams of this actor: wait for one to close
             elif error.code() in RETRYABLE or refusal.code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
                 waiting = "reconnecting to jobtask…"
-            elif refusal.code == "OUT_OF_RANGE" and "oldest_sequence" in refusal.details:
-                after = int(refusal.details["oldest_sequence"]) - 1
-                yield frame("status", f"events up to {after} are no longer kept; following from {after + 1}")
+            elif refusal.code == "OUT_OF_RANGE" and "last_sequence" in refusal.details:
+                after, said = _resume_within(after, refusal.details)
+                yield frame("status", said)
                 continue
             else:
-                yield frame("refusal", render_refusal(refusal))
+                yield frame(
+                    "signin" if refusal.code == "UNAUTHENTICATED" else "refusal", render_refusal(refusal)
+                )
                 return
         finally:
             call.cancel()
@@ -127,6 +131,15 @@ async def relay(request: Request, after: int | None) -> AsyncIterator[str]:
             yield line
         await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
         attempt += 1
+
+
+def _resume_within(after: int | None, details: Mapping[str, Any]) -> tuple[int, str]:
+    """Where to go on when the log no longer holds the resume point, and the words for it."""
+    last = int(details["last_sequence"])
+    oldest = int(details.get("oldest_sequence", last + 1))
+    if after is not None and after > last:  # a position from another log (restored, reset)
+        return last, f"sequence {after} is past the end of the log ({last}): following from now"
+    return oldest - 1, f"events up to {oldest - 1} are no longer kept; following from {oldest}"
 
 
 def render_refusal(refusal: Refusal) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from google.protobuf import field_mask_pb2, struct_pb2
+from google.protobuf import field_mask_pb2, json_format, struct_pb2
+from google.protobuf import message as protobuf_message
 from jobtask.v1 import jobs_pb2, tasks_pb2
 from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
@@ -33,7 +35,10 @@ from server.console.app import (
     signed_in,
 )
 
+M = TypeVar("M", bound=protobuf_message.Message)
 PAGE_SIZES = (10, 25, 50, 100)
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+RUNS_PAGE = 50
 STATUSES = [name.removeprefix("JOB_STATUS_") for name in jobs_pb2.JobStatus.keys()[1:]]
 
 
@@ -142,6 +147,10 @@ def _struct(text: str, field: str) -> struct_pb2.Struct:
     if text.strip():
         try:
             parsed = json.loads(text)
+        except RecursionError:
+            raise Refusal(
+                "INVALID_ARGUMENT", f"{field} nests too deeply", ((field, "nests too deeply"),)
+            ) from None
         except json.JSONDecodeError as exc:
             raise Refusal(
                 "INVALID_ARGUMENT", f"{field} is not JSON: {exc.msg}", ((field, "is not JSON"),)
@@ -150,7 +159,12 @@ def _struct(text: str, field: str) -> struct_pb2.Struct:
             raise Refusal(
                 "INVALID_ARGUMENT", f"{field} must be a JSON object", ((field, "must be an object"),)
             )
-        value.update(parsed)
+        try:
+            value.update(parsed)
+        except (RecursionError, ValueError, protobuf_message.Error) as exc:
+            raise Refusal(
+                "INVALID_ARGUMENT", f"{field} cannot be sent: {exc}", ((field, "cannot be sent"),)
+            ) from None
     return value
 
 
@@ -168,12 +182,13 @@ def _job_of_form(form: FormData) -> jobs_pb2.Job:
     )
     priority = str(form.get("priority", "")).strip()
     if priority:
-        try:
-            job.priority = int(priority)
-        except ValueError:
+        if not re.fullmatch(r"[-+]?\d{1,10}", priority) or not INT32_MIN <= int(priority) <= INT32_MAX:
             raise Refusal(
-                "INVALID_ARGUMENT", "priority must be a whole number", (("priority", "not a number"),)
-            ) from None
+                "INVALID_ARGUMENT",
+                "priority must be a whole number between -2147483648 and 2147483647",
+                (("priority", "not a 32-bit whole number"),),
+            )
+        job.priority = int(priority)
     job.payload.CopyFrom(_struct(str(form.get("payload", "")), "payload"))
     cron = str(form.get("cron", "")).strip()
     if cron:
@@ -188,6 +203,17 @@ async def new_job(request: Request) -> Response:
     return render(request, "job_form.html", job=None, form={"request_id": str(uuid.uuid4())})
 
 
+def _built(message: type[M], **fields: Any) -> M:
+    """``message(**fields)``; a Refusal naming the payload when protobuf cannot hold it (it
+    nests deeper than protobuf parses)."""
+    try:
+        return message(**fields)
+    except protobuf_message.Error as exc:
+        raise Refusal(
+            "INVALID_ARGUMENT", f"payload cannot be sent: {exc}", (("payload", "nests too deeply"),)
+        ) from None
+
+
 @signed_in
 async def create_job(request: Request) -> Response:
     form = await checked_form(request)
@@ -196,7 +222,7 @@ async def create_job(request: Request) -> Response:
         created = await api_of(request).call(
             identity_of(request),
             api_of(request).jobs.CreateJob,
-            jobs_pb2.CreateJobRequest(job=job, request_id=str(form.get("request_id", ""))),
+            _built(jobs_pb2.CreateJobRequest, job=job, request_id=str(form.get("request_id", ""))),
         )
     except Refusal as refused:
         return render(request, "job_form.html", status_code=400, job=None, form=form, refusal=refused)
@@ -204,20 +230,31 @@ async def create_job(request: Request) -> Response:
 
 
 async def _job_context(request: Request, job_id: str) -> dict[str, Any]:
+    """A job's page: the job, a page of its runs (``runs`` names an older page), its tasks
+    and the actions that apply."""
     api, identity = api_of(request), identity_of(request)
-    job = (await api.call(identity, api.jobs.GetJob, jobs_pb2.GetJobRequest(id=job_id))).job
-    runs = (
-        await api.call(
-            identity, api.jobs.ListJobRuns, jobs_pb2.ListJobRunsRequest(job_id=job_id, page_size=50)
-        )
-    ).runs
+    job = await _get_job(request, job_id)
+    older = request.query_params.get("runs", "")
+    listed = await api.call(
+        identity,
+        api.jobs.ListJobRuns,
+        jobs_pb2.ListJobRunsRequest(job_id=job_id, page_size=RUNS_PAGE, page_token=older),
+    )
+    runs = listed.runs
     try:
         linked: Sequence[tasks_pb2.Task] = (
             await api.call(identity, api.jobs.ListJobTasks, jobs_pb2.ListJobTasksRequest(job_id=job_id))
         ).tasks
     except Refusal:
         linked = []
-    return {"job": job, "runs": _timeline(runs), "tasks": linked, "actions": _actions(request, job)}
+    return {
+        "job": job,
+        "runs": _timeline(runs),
+        "older_runs": listed.next_page_token,
+        "newest_runs": bool(older),
+        "tasks": linked,
+        "actions": _actions(request, job),
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -332,43 +369,76 @@ async def act(request: Request) -> Response:
     return outcome(request, refusal=refusal, done=done, template="job.html", **context)
 
 
-@signed_in
-async def edit_form(request: Request) -> Response:
-    api = api_of(request)
-    try:
-        job = (
-            await api.call(
-                identity_of(request),
-                api.jobs.GetJob,
-                jobs_pb2.GetJobRequest(id=request.path_params["job_id"]),
-            )
-        ).job
-    except Refusal as refused:
-        return render(request, "missing.html", status_code=404, refusal=refused)
-    form = {
+def _form_of_job(job: jobs_pb2.Job) -> dict[str, str]:
+    """The edit form's fields, filled in from ``job``."""
+    cron = job.schedule.cron if job.schedule.WhichOneof("spec") == "cron" else None
+    return {
         "name": job.name,
         "description": job.description,
         "priority": str(job.priority),
         "labels": words.labels(job.labels),
+        "payload": json.dumps(json_format.MessageToDict(job.payload), indent=2) if job.payload.fields else "",
+        "cron": cron.expression if cron else "",
+        "time_zone": cron.time_zone if cron else "",
         "etag": job.etag,
     }
-    return render(request, "job_form.html", job=job, form=form)
+
+
+async def _get_job(request: Request, job_id: str) -> jobs_pb2.Job:
+    answer = await api_of(request).call(
+        identity_of(request), api_of(request).jobs.GetJob, jobs_pb2.GetJobRequest(id=job_id)
+    )
+    job: jobs_pb2.Job = answer.job
+    return job
+
+
+@signed_in
+async def edit_form(request: Request) -> Response:
+    try:
+        job = await _get_job(request, request.path_params["job_id"])
+    except Refusal as refused:
+        return render(request, "missing.html", status_code=404, refusal=refused)
+    return render(request, "job_form.html", job=job, form=_form_of_job(job))
 
 
 @signed_in
 async def update_job(request: Request) -> Response:
+    """Save the form: the fields it shows (a schedule only when one is given), at the etag
+    the form was read at. When the job changed meanwhile, the form comes back with what was
+    typed, the job as it now is, and its new etag: saving again replaces that."""
     form = await checked_form(request)
     job_id = request.path_params["job_id"]
     api = api_of(request)
     try:
         job = _job_of_form(form)
         job.id = job_id
-        mask = field_mask_pb2.FieldMask(paths=["name", "description", "priority", "labels"])
-        update = jobs_pb2.UpdateJobRequest(job=job, update_mask=mask, etag=str(form.get("etag", "")))
+        paths = ["name", "description", "priority", "labels", "payload"]
+        if job.HasField("schedule"):
+            paths.append("schedule")
+        update = _built(
+            jobs_pb2.UpdateJobRequest,
+            job=job,
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+            etag=str(form.get("etag", "")),
+        )
         await api.call(identity_of(request), api.jobs.UpdateJob, update)
     except Refusal as refused:
-        current = await api.call(identity_of(request), api.jobs.GetJob, jobs_pb2.GetJobRequest(id=job_id))
-        return render(request, "job_form.html", status_code=400, job=current.job, form=form, refusal=refused)
+        try:
+            current = await _get_job(request, job_id)
+        except Refusal as missing:
+            return render(request, "missing.html", status_code=404, refusal=missing)
+        typed = {key: str(value) for key, value in form.items()}
+        if refused.code == "ABORTED":
+            typed["etag"] = current.etag
+        return render(
+            request,
+            "job_form.html",
+            status_code=400,
+            job=current,
+            form=typed,
+            refusal=refused,
+            now=_form_of_job(current) if refused.code == "ABORTED" else None,
+        )
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 

@@ -100,7 +100,7 @@ async def _stats(request: Request) -> dict[str, Any]:
         "finished": finished,
         "failed": failed,
         "rate": (failed / finished) if finished else None,
-        "per_minute": finished / max(len(buckets), 1),
+        "per_minute": finished / (WINDOW.seconds / 60),
         "as_of": words.moment(counted, "as_of_time"),
         "chart": {"width": WIDTH, "height": HEIGHT},
     }

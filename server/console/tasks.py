@@ -50,6 +50,8 @@ class Node:
     task: tasks_pb2.Task
     children: list[Node] = dataclasses.field(default_factory=list)
     more: bool = False
+    # At the top of a listing, though a subtask: its parent is not among the tasks shown.
+    parent_elsewhere: bool = False
 
 
 def forest(tasks: Sequence[tasks_pb2.Task]) -> list[Node]:
@@ -59,7 +61,11 @@ def forest(tasks: Sequence[tasks_pb2.Task]) -> list[Node]:
     roots: list[Node] = []
     for task in tasks:
         parent = nodes.get(task.parent_id)
-        (parent.children if parent else roots).append(nodes[task.id])
+        if parent is not None:
+            parent.children.append(nodes[task.id])
+        else:
+            nodes[task.id].parent_elsewhere = bool(task.parent_id)
+            roots.append(nodes[task.id])
     return roots
 
 

@@ -288,10 +288,12 @@ class JobServicer(Servicer, jobs_pb2_grpc.JobServiceServicer):
 
     def GetJobStats(self, request: jobs_pb2.GetJobStatsRequest, context: Any) -> jobs_pb2.GetJobStatsResponse:
         def work(actor: Actor) -> OperationResult[jobs_pb2.GetJobStatsResponse]:
+            window = convert.optional_duration(request, "window")
+            width = convert.optional_duration(request, "bucket_width")
             counted = self._jobs.get_job_stats(
                 actor,
-                window=convert.optional_duration(request, "window") or stats.DEFAULT_WINDOW,
-                bucket_width=convert.optional_duration(request, "bucket_width") or stats.DEFAULT_BUCKET,
+                window=stats.DEFAULT_WINDOW if window is None else window,  # a zero set is refused
+                bucket_width=stats.DEFAULT_BUCKET if width is None else width,
             )
             return counted.map(convert.stats_to_proto)
 

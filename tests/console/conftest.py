@@ -81,7 +81,7 @@ def console_for() -> Iterator[Callable[[str], str]]:
     started: list[ConsoleThread] = []
 
     def start(target: str) -> str:
-        console = ConsoleThread(ConsoleSettings(server=target, call_timeout=5.0))
+        console = ConsoleThread(ConsoleSettings(server=target, call_timeout=5.0, development_identity=True))
         started.append(console)
         return console.start()
 

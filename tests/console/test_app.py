@@ -3,15 +3,18 @@ refusals in words, the live parts' digests, and how things are said."""
 
 from __future__ import annotations
 
+import base64
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
-from jobtask.v1 import events_pb2, jobs_pb2
+from jobtask.v1 import events_pb2, jobs_pb2, tasks_pb2
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
@@ -32,8 +35,10 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def client_for(target: str, client: tuple[str, int] = LOOPBACK) -> TestClient:
-    return TestClient(create_app(ConsoleSettings(server=target)), client=client, follow_redirects=False)
+def client_for(target: str, client: tuple[str, int] = LOOPBACK, **settings: Any) -> TestClient:
+    """The console as a browser on ``client`` reaches it at http://127.0.0.1."""
+    app = create_app(ConsoleSettings(server=target, development_identity=True, **settings))
+    return TestClient(app, base_url="http://127.0.0.1", client=client, follow_redirects=False)
 
 
 @pytest.fixture
@@ -54,8 +59,11 @@ def sign_in(web: TestClient, actor: str, roles: str, tenant: str = "acme") -> No
 
 class TestSignIn:
     def test_pages_need_an_identity_and_fragments_say_so(self, web: TestClient) -> None:
-        page = web.get("/jobs")
-        assert (page.status_code, page.headers["location"]) == (303, "/signin?next=/jobs")
+        page = web.get("/jobs?status=RUNNING&kind=k")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/signin?next=%2Fjobs%3Fstatus%3DRUNNING%26kind%3Dk"
+        form = web.get(page.headers["location"]).text
+        assert 'name="next" value="/jobs?status=RUNNING&amp;kind=k"' in form
         fragment = web.get("/jobs/table", headers={"hx-request": "true"})
         assert (fragment.status_code, fragment.headers["hx-redirect"]) == (401, "/signin")
         assert web.get("/events/stream").status_code == 401
@@ -121,12 +129,20 @@ def test_a_pasted_token_signs_in_against_a_server_in_jwt_mode(tmp_path: Path) ->
     try:
         with client_for(address(server)) as web:
             page = web.get("/signin").text
-            bad = web.post("/signin", data={"csrf": csrf_of(page), "token": "not-a-token"})
+            malformed = web.post("/signin", data={"csrf": csrf_of(page), "token": "not-a-token"})
+            assert malformed.status_code == 400 and "is not a JWT" in malformed.text
+            forged = jwt.encode(
+                {"sub": "ann", "tenant": "acme", "exp": 2_000_000_000}, "another-secret-0123456789abcdef-0123"
+            )
+            bad = web.post("/signin", data={"csrf": csrf_of(page), "token": forged})
             assert bad.status_code == 401 and "the token is not valid" in bad.text
             headers_only = web.post("/signin", data={"csrf": csrf_of(page), "actor": "ann", "tenant": "acme"})
             assert headers_only.status_code == 401  # the server takes no identity headers in JWT mode
+            token = mint("ann", roles=("member",))
+            wrapped = "Bearer " + "\n".join(token[i : i + 40] for i in range(0, len(token), 40))
             good = web.post(
-                "/signin", data={"csrf": csrf_of(page), "token": f"Bearer {mint('ann', roles=('member',))}"}
+                "/signin",
+                data={"csrf": csrf_of(page), "token": wrapped},  # pasted across lines
             )
             assert good.status_code == 303
             listed = web.get("/jobs")
@@ -369,3 +385,132 @@ def test_frames_and_resume_points() -> None:
         False,
         False,
     ]
+
+
+class TestHardening:
+    def test_a_request_for_another_host_name_is_refused(self, jobtask: ServerThread) -> None:
+        app = create_app(ConsoleSettings(server=address(jobtask), development_identity=True))
+        with TestClient(app, base_url="http://rebound.example:8080", client=LOOPBACK) as rebound:
+            assert rebound.get("/signin").status_code == 400
+        with TestClient(app, base_url="http://localhost:8080", client=LOOPBACK) as local:
+            assert local.get("/signin").status_code == 200
+
+    def test_every_answer_carries_the_security_headers(self, web: TestClient) -> None:
+        page = web.get("/signin")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert (page.headers["x-content-type-options"], page.headers["cache-control"]) == (
+            "nosniff",
+            "no-store",
+        )
+        script = web.get("/static/console.js")
+        assert script.status_code == 200 and "cache-control" not in script.headers
+
+    def test_signing_out_ends_the_session_for_a_copy_of_the_cookie_too(self, web: TestClient) -> None:
+        sign_in(web, "ann", "member")
+        copy = dict(web.cookies)
+        page = web.get("/jobs").text
+        assert web.get("/session").status_code == 204
+        web.post("/signout", data={"csrf": csrf_of(page)})
+        web.cookies.clear()
+        web.cookies.update(copy)
+        assert web.get("/jobs").status_code == 303
+        assert web.get("/session").status_code == 401
+
+    def test_the_cookie_does_not_show_the_token(self, jobtask: ServerThread) -> None:
+        with client_for(address(jobtask)) as web:
+            sign_in(web, "ann", "member")
+            cookie = web.cookies["jobtask_console"]
+        decoded = base64.b64decode(cookie.split(".")[0] + "==").decode(errors="replace")
+        assert "ann" not in decoded and "acme" not in decoded
+
+    @pytest.mark.parametrize(
+        ("fields", "words"),
+        [
+            ({"actor": "Jürgen", "tenant": "acme"}, "actor"),
+            ({"actor": "a\r\nb", "tenant": "acme"}, "actor"),
+            ({"actor": "ann", "tenant": "ac me"}, "tenant"),
+        ],
+    )
+    def test_an_identity_that_cannot_be_sent_is_refused_in_words(
+        self, web: TestClient, fields: dict[str, str], words: str
+    ) -> None:
+        page = web.get("/signin").text
+        refused = web.post("/signin", data={"csrf": csrf_of(page), **fields})
+        assert refused.status_code == 400
+        assert "this identity cannot be sent" in refused.text and f"<code>{words}</code>" in refused.text
+
+    def test_input_that_cannot_be_sent_is_refused_not_an_error(self, web: TestClient) -> None:
+        sign_in(web, "olga", "operator")
+        form = {"csrf": csrf_of(web.get("/jobs/new").text), "name": "n", "kind": "k"}
+        for payload in ('{"a":' + "[" * 5000 + "]" * 5000 + "}", '{"a":' + "[" * 200 + "]" * 200 + "}"):
+            deep = web.post("/jobs", data={**form, "payload": payload})
+            assert deep.status_code == 400, deep.text[:200]
+            assert "Invalid argument" in deep.text
+        huge = web.post("/jobs", data={**form, "priority": "99999999999"})
+        assert huge.status_code == 400 and "between -2147483648 and 2147483647" in huge.text
+        missing = web.post(f"/jobs/{uuid.uuid4()}/edit", data={**form, "etag": "1"})
+        assert missing.status_code == 404 and "Not found" in missing.text
+
+    def test_a_stale_edit_can_be_saved_once_seen(self, web: TestClient, stubs: tuple[Any, Any]) -> None:
+        jobs, _ = stubs
+        job = jobs.CreateJob(
+            jobs_pb2.CreateJobRequest(job=jobs_pb2.Job(name="j", kind="k")),
+            metadata=identity("olga", "operator"),
+        ).job
+        sign_in(web, "olga", "operator")
+        edit = web.get(f"/jobs/{job.id}/edit").text
+        jobs.UpdateJob(
+            jobs_pb2.UpdateJobRequest(
+                job=jobs_pb2.Job(id=job.id, name="theirs"), update_mask={"paths": ["name"]}
+            ),
+            metadata=identity("olga", "operator"),
+        )
+        etag = re.search(r'name="etag" value="([^"]+)"', edit)
+        assert etag is not None
+        mine = {"csrf": csrf_of(edit), "etag": etag.group(1), "name": "mine", "priority": "0", "labels": ""}
+        refused = web.post(f"/jobs/{job.id}/edit", data=mine)
+        assert refused.status_code == 400 and "Aborted" in refused.text
+        assert 'value="mine"' in refused.text and "<pre>theirs</pre>" in refused.text
+        current = re.search(r'name="etag" value="([^"]+)"', refused.text)
+        assert current is not None and current.group(1) != etag.group(1)
+        assert web.post(f"/jobs/{job.id}/edit", data={**mine, "etag": current.group(1)}).status_code == 303
+        assert "<h1>mine" in web.get(f"/jobs/{job.id}").text
+
+    def test_a_refused_live_part_carries_a_digest_so_it_is_reloaded_later(self, web: TestClient) -> None:
+        sign_in(web, "olga", "operator")
+        refused = web.get(f"/jobs/{uuid.uuid4()}/panel", headers={"hx-request": "true", "x-seen-digest": "x"})
+        assert refused.status_code == 200 and "Not found" in refused.text
+        assert refused.headers["x-digest"]
+
+    def test_a_subtask_listed_without_its_parent_says_so(
+        self, web: TestClient, stubs: tuple[Any, Any]
+    ) -> None:
+        _, tasks = stubs
+        ann = identity("ann", "member")
+        parent = tasks.CreateTask(
+            tasks_pb2.CreateTaskRequest(task=tasks_pb2.Task(title="Parent")), metadata=ann
+        ).task
+        tasks.CreateSubtask(
+            tasks_pb2.CreateSubtaskRequest(
+                parent_id=parent.id, task=tasks_pb2.Task(title="Child", assignee="bob")
+            ),
+            metadata=ann,
+        )
+        sign_in(web, "ann", "member")
+        everything = web.get("/tasks").text
+        assert "Child" in everything and "subtask of another task" not in everything
+        bobs = web.get("/tasks?assignee=bob").text  # the parent is not bob's: the child stands alone
+        assert "Child" in bobs and "Parent" not in bobs
+        assert f'href="/tasks/{parent.id}">subtask of another task</a>' in bobs
+
+
+def test_the_console_command_refuses_a_development_identity_off_loopback() -> None:
+    from click.testing import CliRunner
+
+    from server.cli.main import cli
+
+    refused = CliRunner().invoke(cli, ["console", "--listen", "0.0.0.0:8080", "--development-identity"])
+    assert refused.exit_code == 2 and "only by a console listening on loopback" in refused.output
+    bad = CliRunner().invoke(cli, ["console", "--listen", "8080"])
+    assert bad.exit_code == 2 and "is not host:port" in bad.output

@@ -29,7 +29,7 @@ def test_a_job_created_started_and_completed_through_the_console(
 ) -> None:
     jobs, _ = stubs
     page.goto(console + "/overview")
-    expect(page).to_have_url(re.compile(r"/signin\?next=/overview$"))
+    expect(page).to_have_url(re.compile(r"/signin\?next=%2Foverview$"))
     screenshot(page, "signin")
     sign_in(page, console, *OPERATOR)
 

@@ -14,7 +14,7 @@ import grpc.aio
 import pytest
 from jobtask.v1 import events_pb2
 
-from core.common.result import OperationResult
+from core.common.result import ErrorCode, OperationResult
 from server.console import events
 from server.console.api import Identity
 from server.errors import rich_status
@@ -49,13 +49,17 @@ class Call:
         self.items, self.ending, self.refused, self.cancelled = items, ending, refused, False
 
     async def initial_metadata(self) -> None:
-        if self.refused is not None:
-            raise self.refused
+        """A refused call ends without headers: this returns, and the call is done."""
+
+    def done(self) -> bool:
+        return self.refused is not None
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._items()
 
     async def _items(self) -> AsyncIterator[Any]:
+        if self.refused is not None:
+            raise self.refused
         for item in self.items:
             yield item
         if self.ending is not None:
@@ -127,19 +131,22 @@ def test_a_stream_that_fails_resumes_after_the_last_event_relayed() -> None:
         ]
     )
 
-    sent = frames(api, 3, 8)
+    sent = frames(api, 3, 12)
 
-    assert [(name, ident) for name, ident, _ in sent] == [
-        ("status", ""),
-        ("job", "4"),
-        ("job", "5"),
-        ("status", ""),  # reconnecting
-        ("status", ""),  # live
-        ("job", "6"),
-        ("status", ""),
-        ("status", ""),
+    assert [(name, ident, data if name == "status" else "") for name, ident, data in sent] == [
+        ("live", "", ""),
+        ("status", "", "live"),
+        ("job", "4", ""),
+        ("job", "5", ""),
+        ("status", "", "reconnecting to jobtask…"),
+        ("live", "", ""),
+        ("status", "", "live"),
+        ("job", "6", ""),
+        ("status", "", "reconnecting to jobtask…"),
+        ("live", "", ""),
+        ("status", "", "live"),
+        ("job", "7", ""),
     ]
-    assert [data for name, _, data in sent if name == "status"][:2] == ["live", "reconnecting to jobtask…"]
     # Each subscription resumes after what the browser was given (not the server's claim).
     assert [r.after_sequence for r in api.requests] == [3, 5, 6]
     assert list(api.requests[0].types) == ["job.*"]
@@ -148,12 +155,14 @@ def test_a_stream_that_fails_resumes_after_the_last_event_relayed() -> None:
 def test_heartbeats_move_the_resume_point_of_a_stream_from_now() -> None:
     api = Api([Call([heartbeat(41)], failure()), Call([event(42)])])
 
-    sent = frames(api, None, 5)
+    sent = frames(api, None, 7)
 
     assert [(name, ident) for name, ident, _ in sent] == [
+        ("live", ""),
         ("status", ""),
         ("position", "41"),
         ("status", ""),
+        ("live", ""),
         ("status", ""),
         ("job", "42"),
     ]
@@ -161,41 +170,78 @@ def test_heartbeats_move_the_resume_point_of_a_stream_from_now() -> None:
     assert api.requests[1].after_sequence == 41
 
 
-def test_a_stream_that_cannot_start_says_why_and_keeps_trying() -> None:
+def test_a_stream_that_cannot_start_says_why_once_and_keeps_trying() -> None:
     too_many = OperationResult.resource_exhausted("actor ann already has 8 open streams", open_streams=8)
     api = Api([Call([], refused=failure(too_many)), Call([], refused=failure(too_many)), Call([event(1)])])
 
-    sent = frames(api, 0, 3)
+    sent = frames(api, 0, 4)
 
     assert sent[0] == ("status", "", "actor ann already has 8 open streams")  # said once, not per attempt
-    assert sent[1:] == [("status", "", "live"), ("job", "1", sent[2][2])]
+    assert [(name, ident) for name, ident, _ in sent[1:]] == [("live", ""), ("status", ""), ("job", "1")]
     assert len(api.requests) == 3
 
 
-def test_a_resume_point_no_longer_kept_follows_from_the_oldest() -> None:
-    gone = OperationResult.out_of_range("pruned", oldest_sequence=100)
-    api = Api([Call([], refused=failure(gone)), Call([event(100)])])
+def test_a_server_that_ended_the_stream_without_an_event_is_not_asked_from_zero() -> None:
+    shutting = OperationResult.unavailable("shutting down", last_sequence=0)
+    api = Api([Call([], refused=failure(shutting)), Call([event(8)])])
 
-    sent = frames(api, 5, 3)
+    frames(api, None, 4)
 
-    assert sent[0][2] == "events up to 99 are no longer kept; following from 100"
-    assert api.requests[1].after_sequence == 99
-    assert sent[2][:2] == ("job", "100")
+    assert not api.requests[1].HasField("after_sequence")  # from now again, not the whole log
 
 
-def test_a_refusal_ends_the_stream_with_it_in_words() -> None:
-    api = Api([Call([], refused=failure(OperationResult.denied("read", "job", None, "ann")))])
+@pytest.mark.parametrize(
+    ("after", "details", "resumed", "said"),
+    [
+        (5, {"oldest_sequence": 100, "last_sequence": 120}, 99, "events up to 99 are no longer kept"),
+        (
+            999,
+            {"oldest_sequence": 1, "last_sequence": 120},
+            120,
+            "sequence 999 is past the end of the log (120)",
+        ),
+    ],
+)
+def test_a_resume_point_the_log_does_not_hold(
+    after: int, details: dict[str, int], resumed: int, said: str
+) -> None:
+    gone = OperationResult.out_of_range("outside the log", **details)
+    api = Api([Call([], refused=failure(gone)), Call([event(resumed + 1)])])
+
+    sent = frames(api, after, 4)
+
+    assert sent[0][0] == "status" and sent[0][2].startswith(said)
+    assert api.requests[1].after_sequence == resumed
+    assert sent[3][:2] == ("job", str(resumed + 1))
+
+
+@pytest.mark.parametrize(
+    ("refused", "frame_name", "words"),
+    [
+        (OperationResult.denied("read", "job", None, "ann"), "refusal", "Permission denied"),
+        (
+            OperationResult.failure(ErrorCode.UNAUTHENTICATED, "the token has expired"),
+            "signin",
+            "the token has expired",
+        ),
+    ],
+)
+def test_a_refusal_ends_the_relay_with_it_in_words(
+    refused: OperationResult[Any], frame_name: str, words: str
+) -> None:
+    api = Api([Call([], refused=failure(refused))])
 
     sent = frames(api, None, 1)
 
-    assert sent[0][0] == "refusal"
-    assert "Permission denied" in sent[0][2]
+    assert sent == [(frame_name, "", sent[0][2])]  # no "live" first: the call never opened
+    assert words in sent[0][2]
+    assert len(api.requests) == 1
 
 
 def test_every_call_is_cancelled_when_the_browser_goes() -> None:
     first, second = Call([event(1)], failure()), Call([event(2), event(3)])
     api = Api([first, second])
 
-    frames(api, 0, 4)
+    frames(api, 0, 8)
 
     assert first.cancelled and second.cancelled

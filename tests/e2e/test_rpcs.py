@@ -151,6 +151,13 @@ class TestJobRpcs:
             grpc.StatusCode.INVALID_ARGUMENT,
         )
         assert [v.field for v in refused.field_violations] == ["window"]
+        zero = failure(
+            lambda: jobs.GetJobStats(
+                jobs_pb2.GetJobStatsRequest(bucket_width=duration_pb2.Duration()), metadata=MEMBER
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert [v.field for v in zero.field_violations] == ["bucket_width"]
 
     def test_error_classes(self, jobs: Any) -> None:
         job = new_job(jobs)

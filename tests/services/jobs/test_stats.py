@@ -136,3 +136,34 @@ def test_intervals_align_to_whole_multiples_of_the_width() -> None:
         [(3, RunStatus.FAILED, 2), (3, RunStatus.FAILED, 1), (9, RunStatus.FAILED, 5)]
     )
     assert [b.failed for b in assembled] == [0, 0, 0, 3]
+
+
+@pytest.mark.parametrize(
+    ("finished", "minute"),
+    [
+        (datetime(2030, 1, 1, 12, 1, 0, tzinfo=UTC), 1),
+        (datetime(2030, 1, 1, 12, 1, 0, 1, tzinfo=UTC), 1),
+        (datetime(2030, 1, 1, 12, 0, 59, 999_999, tzinfo=UTC), 0),
+        (datetime(2030, 1, 1, 12, 4, 1, tzinfo=UTC), 4),
+    ],
+)
+def test_a_run_finished_on_an_edge_counts_in_the_interval_it_opens(
+    service: JobService,
+    make_job: JobMaker,
+    operator: Actor,
+    admin: Actor,
+    clock: FakeClock,
+    finished: datetime,
+    minute: int,
+) -> None:
+    clock.set(datetime(2030, 1, 1, 11, 59, tzinfo=UTC))
+    job = make_job()
+    assert service.start_job(operator, job.id).ok
+    clock.set(finished)
+    assert service.complete_job(operator, job.id).ok
+    clock.set(datetime(2030, 1, 1, 12, 5, 30, tzinfo=UTC))
+
+    counted = service.get_job_stats(admin, window=timedelta(minutes=10), bucket_width=MINUTE).value
+
+    ran = [bucket.start for bucket in counted.runs if bucket.succeeded]
+    assert ran == [datetime(2030, 1, 1, 12, minute, tzinfo=UTC)]
