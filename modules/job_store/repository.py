@@ -7,7 +7,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Integer, Row, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 
 from core.common.errors import StaleVersionError
 from core.services.jobs.types import (
@@ -258,13 +270,13 @@ class SqlAlchemyJobRepository(TransactionalRepository):
         """Finished runs per interval and outcome, counted in the database (over the index
         on the tenant's finish times)."""
         # Whole microseconds on both backends, so an interval's edge is exact (as in memory).
-        width_us = width // timedelta(microseconds=1)
+        width_us = literal(width // timedelta(microseconds=1), BigInteger)  # past int4 at 36 min
         interval: ColumnElement[Any]
         if self._tx.dialect == "postgresql":
             elapsed = func.extract("epoch", runs.c.finished_at - since) * 1_000_000  # numeric: exact
             interval = func.floor(elapsed / width_us)
         else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: seconds and micros apart
-            since_us = (since - _EPOCH) // timedelta(microseconds=1)
+            since_us = literal((since - _EPOCH) // timedelta(microseconds=1), BigInteger)
             # (strftime rounds a fraction to milliseconds: it reads the whole seconds alone)
             seconds = func.strftime("%s", func.substr(runs.c.finished_at, 1, 19)).cast(Integer)
             micros = func.substr(runs.c.finished_at, 21, 6).cast(Integer)

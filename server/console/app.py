@@ -173,6 +173,32 @@ def outcome(
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Context = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+def live_page(page: str, part: str, context: Context, **fixed: Any) -> tuple[Handler, Handler]:
+    """The two handlers of a page with a live part: the page, and the part alone (what the
+    page's events reload). ``context`` makes what both show; a Refusal it raises is the
+    page's "not available", or the part's refusal in words."""
+
+    @signed_in
+    async def whole(request: Request) -> Response:
+        try:
+            shown = await context(request)
+        except Refusal as refused:
+            status = 404 if refused.code == "NOT_FOUND" else 400
+            return render(request, "missing.html", status_code=status, refusal=refused)
+        return render(request, page, live=part, **fixed, **shown)
+
+    @signed_in
+    async def alone(request: Request) -> Response:
+        try:
+            shown = await context(request)
+        except Refusal as refused:
+            return refusal_fragment(request, refused)
+        return fragment(request, part, **shown)
+
+    return whole, alone
 
 
 def sessions_of(request: Request) -> Sessions:

@@ -27,10 +27,9 @@ from server.console.api import Refusal
 from server.console.app import (
     api_of,
     checked_form,
-    fragment,
     identity_of,
+    live_page,
     outcome,
-    refusal_fragment,
     render,
     signed_in,
 )
@@ -125,21 +124,9 @@ async def _table(request: Request) -> dict[str, Any]:
     return context
 
 
-@signed_in
-async def job_list(request: Request) -> Response:
-    return render(
-        request,
-        "jobs.html",
-        live="_jobs_table.html",
-        statuses=STATUSES,
-        page_sizes=PAGE_SIZES,
-        **await _table(request),
-    )
-
-
-@signed_in
-async def job_table(request: Request) -> Response:
-    return fragment(request, "_jobs_table.html", **await _table(request))
+job_list, job_table = live_page(
+    "jobs.html", "_jobs_table.html", _table, statuses=STATUSES, page_sizes=PAGE_SIZES
+)
 
 
 def _struct(text: str, field: str) -> struct_pb2.Struct:
@@ -302,25 +289,9 @@ def _actions(request: Request, job: jobs_pb2.Job) -> list[dict[str, Any]]:
     return offered
 
 
-@signed_in
-async def job_page(request: Request) -> Response:
-    job_id = request.path_params["job_id"]
-    try:
-        context = await _job_context(request, job_id)
-    except Refusal as refused:
-        return render(
-            request, "missing.html", status_code=404 if refused.code == "NOT_FOUND" else 400, refusal=refused
-        )
-    return render(request, "job.html", live="_job_panel.html", **context)
-
-
-@signed_in
-async def job_panel(request: Request) -> Response:
-    try:
-        context = await _job_context(request, request.path_params["job_id"])
-    except Refusal as refused:
-        return refusal_fragment(request, refused)
-    return fragment(request, "_job_panel.html", **context)
+job_page, job_panel = live_page(
+    "job.html", "_job_panel.html", lambda request: _job_context(request, request.path_params["job_id"])
+)
 
 
 def _action_request(name: str, job_id: str, etag: str, form: FormData) -> tuple[str, Any]:

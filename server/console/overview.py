@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from server.console import words
 from server.console.api import Refusal
-from server.console.app import api_of, fragment, identity_of, render, signed_in
+from server.console.app import api_of, identity_of, live_page
 
 WINDOW = duration_pb2.Duration(seconds=3600)
 BUCKET = duration_pb2.Duration(seconds=60)
@@ -106,14 +106,7 @@ async def _stats(request: Request) -> dict[str, Any]:
     }
 
 
-@signed_in
-async def overview(request: Request) -> Response:
-    return render(request, "overview.html", live="_overview_panel.html", **await _stats(request))
-
-
-@signed_in
-async def overview_panel(request: Request) -> Response:
-    return fragment(request, "_overview_panel.html", **await _stats(request))
+overview, overview_panel = live_page("overview.html", "_overview_panel.html", _stats)
 
 
 async def home(request: Request) -> Response:

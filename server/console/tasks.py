@@ -20,8 +20,8 @@ from server.console.api import Refusal
 from server.console.app import (
     api_of,
     checked_form,
-    fragment,
     identity_of,
+    live_page,
     outcome,
     refusal_fragment,
     render,
@@ -97,23 +97,6 @@ def _filters(request: Request) -> dict[str, Any]:
     }
 
 
-@signed_in
-async def task_list(request: Request) -> Response:
-    return render(
-        request,
-        "tasks.html",
-        live="_task_tree.html",
-        statuses=STATUSES,
-        priorities=PRIORITIES,
-        **await _tree(request),
-    )
-
-
-@signed_in
-async def task_tree(request: Request) -> Response:
-    return fragment(request, "_task_tree.html", **await _tree(request))
-
-
 async def _tree(request: Request) -> dict[str, Any]:
     chosen = _filters(request)
     context: dict[str, Any] = {"chosen": chosen, "roots": [], "refusal": None}
@@ -131,6 +114,11 @@ async def _tree(request: Request) -> dict[str, Any]:
     context["roots"] = forest(listed.tasks)
     context["next_token"] = listed.next_page_token
     return context
+
+
+task_list, task_tree = live_page(
+    "tasks.html", "_task_tree.html", _tree, statuses=STATUSES, priorities=PRIORITIES
+)
 
 
 @signed_in
@@ -220,24 +208,9 @@ async def _task_context(request: Request, task_id: str) -> dict[str, Any]:
     }
 
 
-@signed_in
-async def task_page(request: Request) -> Response:
-    try:
-        context = await _task_context(request, request.path_params["task_id"])
-    except Refusal as refused:
-        return render(
-            request, "missing.html", status_code=404 if refused.code == "NOT_FOUND" else 400, refusal=refused
-        )
-    return render(request, "task.html", live="_task_panel.html", **context)
-
-
-@signed_in
-async def task_panel(request: Request) -> Response:
-    try:
-        context = await _task_context(request, request.path_params["task_id"])
-    except Refusal as refused:
-        return refusal_fragment(request, refused)
-    return fragment(request, "_task_panel.html", **context)
+task_page, task_panel = live_page(
+    "task.html", "_task_panel.html", lambda request: _task_context(request, request.path_params["task_id"])
+)
 
 
 async def _named(request: Request, ids: Sequence[str]) -> list[tasks_pb2.Task]:

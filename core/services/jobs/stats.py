@@ -85,6 +85,8 @@ def violations(window: timedelta, width: timedelta) -> Iterator[FieldViolation]:
         yield FieldViolation("window", "must be between 1 minute and 24 hours")
     if width < BUCKET_MIN:
         yield FieldViolation("bucket_width", "must be at least 1 second")
+    elif width > WINDOW_MAX:
+        yield FieldViolation("bucket_width", "must be at most 24 hours")
     elif window_ok and window / width > BUCKETS_MAX:
         yield FieldViolation("bucket_width", f"makes more than {BUCKETS_MAX:,} intervals in the window")
 

@@ -114,6 +114,7 @@ class TestGetJobStats:
             (timedelta(hours=25), MINUTE, "window"),
             (timedelta(hours=1), timedelta(milliseconds=500), "bucket_width"),
             (timedelta(hours=24), timedelta(seconds=59), "bucket_width"),
+            (timedelta(hours=1), timedelta(days=3650), "bucket_width"),
         ],
     )
     def test_a_window_or_width_out_of_range_names_its_field(
@@ -167,3 +168,20 @@ def test_a_run_finished_on_an_edge_counts_in_the_interval_it_opens(
 
     ran = [bucket.start for bucket in counted.runs if bucket.succeeded]
     assert ran == [datetime(2030, 1, 1, 12, minute, tzinfo=UTC)]
+
+
+def test_intervals_of_hours_over_a_day(
+    service: JobService, make_job: JobMaker, operator: Actor, admin: Actor, clock: FakeClock
+) -> None:
+    clock.set(datetime(2030, 1, 1, 3, 30, tzinfo=UTC))
+    run_to_end(service, operator, make_job, RunStatus.FAILED)
+    clock.set(datetime(2030, 1, 1, 22, 10, tzinfo=UTC))
+    run_to_end(service, operator, make_job, RunStatus.SUCCEEDED)
+
+    counted = service.get_job_stats(admin, window=timedelta(hours=24), bucket_width=timedelta(hours=1)).value
+
+    assert len(counted.runs) == 25
+    assert [(b.start.hour, b.failed, b.succeeded) for b in counted.runs if b.finished] == [
+        (3, 1, 0),
+        (22, 0, 1),
+    ]
