@@ -175,10 +175,14 @@ def change(
                 return decided.as_failure()
             made = decided.value
             if not made.writes:
+                # Nothing changes: a decision that asks for no row asks for nothing else.
+                assert not made.also and not made.events, "a change without rows writes nothing"
                 return OperationResult.success(made.after)
             for write in made.also:
                 if not write.apply(work):
-                    # Its condition is gone (a heartbeat came first): nothing is written.
+                    # Its condition is gone (a heartbeat came first): nothing is written,
+                    # not even the writes before it.
+                    work.rollback()
                     return OperationResult.success(resource)
             for written, read_version in made.writes:
                 store.save(written, expected_version=read_version)

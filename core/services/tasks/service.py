@@ -376,7 +376,7 @@ class TaskService:
 
     # -- tasks in jobs ---------------------------------------------------------------------
 
-    @changes.reading("task")
+    @changes.reading("job")  # a listing of the job, as the ListJobTasks RPC says
     def list_job_tasks(
         self, actor: Actor, job_id: uuid.UUID, *, page_size: int = 0, page_token: str = ""
     ) -> OperationResult[Page[Task]]:
@@ -426,6 +426,12 @@ class TaskService:
                 return OperationResult.not_found("job", job_id)
             return None
 
+        def below(work: UnitOfWork, task: Task) -> list[Task]:
+            # The subtree only when the decision will move it: a refusal or a task already
+            # where it should be reads nothing more.
+            moves = _relink_refusal(task, job_id, link=link) is None and task.job_id != (job_id if link else None)
+            return _subtree(work, task) if moves else []
+
         def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
             refused = _relink_refusal(task, job_id, link=link)
             if refused is not None:
@@ -458,7 +464,7 @@ class TaskService:
             permissions.UPDATE,
             expected_version,
             decide,
-            _subtree,
+            below,
             first=job_first,
         )
 
