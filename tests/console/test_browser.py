@@ -42,6 +42,7 @@ def test_a_job_created_started_and_completed_through_the_console(
     page.fill("#payload", '{"day": "2030-01-01"}')
     page.fill("#cron", "30 2 * * *")
     page.fill("#time_zone", "Europe/Berlin")
+    screenshot(page, "job-new")
     page.click("text=Create job")
     expect(page.locator("#job-status")).to_have_text("SCHEDULED")
     expect(page.locator("#schedule")).to_contain_text("At 02:30")
