@@ -35,11 +35,12 @@ TREE_DEPTH = 4
 CHILDREN_PAGE = 100
 OPEN_STATUSES = frozenset({"OPEN", "IN_PROGRESS"})
 
-ACTIONS: dict[str, tuple[str, frozenset[str]]] = {
-    "assign": (permissions.ASSIGN, OPEN_STATUSES),
-    "complete": (permissions.COMPLETE, OPEN_STATUSES),
-    "cancel": (permissions.CANCEL, OPEN_STATUSES),
-    "reopen": (permissions.REOPEN, frozenset({"COMPLETED", "CANCELLED"})),
+# What each action needs: the permission, the statuses it applies to, its form fields.
+ACTIONS: dict[str, tuple[str, frozenset[str], tuple[str, ...]]] = {
+    "assign": (permissions.ASSIGN, OPEN_STATUSES, ("assignee",)),
+    "complete": (permissions.COMPLETE, OPEN_STATUSES, ()),
+    "cancel": (permissions.CANCEL, OPEN_STATUSES, ("reason",)),
+    "reopen": (permissions.REOPEN, frozenset({"COMPLETED", "CANCELLED"}), ()),
 }
 
 
@@ -187,6 +188,7 @@ async def _task_context(request: Request, task_id: str) -> dict[str, Any]:
     actions = [
         {
             "name": name,
+            "fields": fields,
             "allowed": access.allows(
                 permissions.RULES,
                 actor,
@@ -196,7 +198,7 @@ async def _task_context(request: Request, task_id: str) -> dict[str, Any]:
                 assignee=task.assignee or None,
             ),
         }
-        for name, (permission, statuses) in ACTIONS.items()
+        for name, (permission, statuses, fields) in ACTIONS.items()
         if status in statuses
     ]
     return {

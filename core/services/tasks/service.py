@@ -429,7 +429,8 @@ class TaskService:
         def below(work: UnitOfWork, task: Task) -> list[Task]:
             # The subtree only when the decision will move it: a refusal or a task already
             # where it should be reads nothing more.
-            moves = _relink_refusal(task, job_id, link=link) is None and task.job_id != (job_id if link else None)
+            target = job_id if link else None
+            moves = _relink_refusal(task, job_id, link=link) is None and task.job_id != target
             return _subtree(work, task) if moves else []
 
         def decide(task: Task, below: Sequence[Task], now: datetime) -> Decision:
