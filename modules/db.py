@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from core.common import context
+from core.common.errors import ConcurrencyError
 from core.messaging.events import Event
 from core.services.unit_of_work import BaseUnitOfWork, Notice, Publisher
 from modules import errors
@@ -24,6 +27,11 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# SQLite has one writer at a time, and its busy handler polls: a writer that keeps missing
+# the moment the lock is free can wait out the whole timeout while others commit. The
+# units of work of one process queue on this lock instead, so the lock passes from one
+# writer to the next in turn.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 DEFAULT_STATEMENT_TIMEOUT_S = 15.0
 MIGRATION_LOCK_KEY = 0x6A6F62746D6967  # "jobtmig": migrations (the scheduler has its own key)
 
@@ -85,6 +93,7 @@ def make_engine(
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+        _SQLITE_WRITERS[engine] = threading.Lock()
         if database and database != ":memory:":
             # WAL is a property of the file: set it once here, not on every new connection,
             # where the switch can fail at once with "database is locked" under load.
@@ -180,6 +189,7 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self._connection: Connection | None = None
         self._transaction: Transaction | None = None
         self._store: SqlAlchemyEventStore | None = None
+        self._writers: threading.Lock | None = None  # this process's turn to write (SQLite)
 
     def _begin(self) -> None:
         from modules.event_store.repository import (
@@ -190,18 +200,17 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         from modules.job_store.repository import SqlAlchemyJobRepository
         from modules.task_store.repository import SqlAlchemyTaskRepository
 
-        with errors.translated():
-            connection = self._engine.connect()
-            postgres = connection.dialect.name == "postgresql"
-            if self.read_only:
-                # Reads run in autocommit: no BEGIN/ROLLBACK round trips; each statement sees
-                # committed data. (SQLite connections already autocommit unless a writer
-                # begins; see _sqlite_on_begin.)
-                connection.execution_options(jobtask_write=False)
-            if postgres:
-                # Writers open the transaction themselves at their first write (Transaction).
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-            connection.begin()
+        writers = None if self.read_only else _SQLITE_WRITERS.get(self._engine)
+        if writers is not None:
+            if not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+                raise ConcurrencyError(f"database is locked: no turn to write in {SQLITE_BUSY_TIMEOUT_S:g}s")
+            self._writers = writers
+        try:
+            connection = self._connect()
+        except BaseException:
+            self._close()  # __exit__ does not run when __enter__ fails
+            raise
+        postgres = connection.dialect.name == "postgresql"
         local_settings = None
         if postgres and not self.read_only:
             remaining = context.time_remaining()
@@ -216,6 +225,21 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         self._store = self.log = SqlAlchemyEventStore(self._transaction, notice=self._notice)
         self.positions = SqlAlchemyPositionStore(self._transaction)
         self.leases = SqlAlchemyLeaseStore(self._transaction)
+
+    def _connect(self) -> Connection:
+        with errors.translated():
+            connection = self._engine.connect()
+            self._connection = connection
+            if self.read_only:
+                # Reads run in autocommit: no BEGIN/ROLLBACK round trips; each statement sees
+                # committed data. (SQLite connections already autocommit unless a writer
+                # begins; see _sqlite_on_begin.)
+                connection.execution_options(jobtask_write=False)
+            if connection.dialect.name == "postgresql":
+                # Writers open the transaction themselves at their first write (Transaction).
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.begin()
+        return connection
 
     def _store_and_commit(self, pending: Sequence[Event]) -> list[Event]:
         assert self._connection is not None
@@ -239,9 +263,14 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
             self._connection.rollback()
 
     def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        try:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+        finally:
+            if self._writers is not None:
+                self._writers.release()
+                self._writers = None
 
 
 class SqlAlchemyUnitOfWorkFactory:

@@ -300,3 +300,57 @@ def test_a_tenant_s_events_are_read_alone_within_bounds(uow: UnitOfWorkFactory, 
         assert [e.sequence for e in work.log.read_tenant("acme", 0, 6, 2)] == [1, 3]
         assert [e.sequence for e in work.log.read_tenant("globex", 2, 6, 10)] == [5]
         assert work.log.read_tenant("initech", 0, 6, 10) == []
+
+
+class TestSqliteWriters:
+    """One process's SQLite writers take turns on a lock of their own (SQLite's busy handler
+    polls, and could starve a writer for its whole timeout)."""
+
+    def test_a_writer_waits_its_turn_and_the_turn_passes_on(
+        self, engine_for: Callable[[str], Engine], clock: FakeClock
+    ) -> None:
+        uow = SqlAlchemyUnitOfWorkFactory(engine_for("sqlite"))
+        first_in, order = threading.Event(), []
+
+        def second() -> None:
+            first_in.wait()
+            with uow() as work:
+                order.append("second")
+                job, event = created(clock)
+                work.jobs.add(job)
+                work.events.append(event)
+                work.commit()
+
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        with uow() as work:
+            first_in.set()
+            waiting.join(timeout=0.3)
+            assert waiting.is_alive()  # the second writer waits for this one
+            order.append("first")
+            job, event = created(clock)
+            work.jobs.add(job)
+            work.events.append(event)
+            work.commit()
+        waiting.join(timeout=10)
+        assert order == ["first", "second"]
+        with uow(read_only=True) as work:
+            assert [e.sequence for e in work.log.read_after(0, 10)] == [1, 2]
+
+    def test_a_writer_that_cannot_start_gives_up_its_turn(
+        self, engine_for: Callable[[str], Engine], monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+    ) -> None:
+        engine = engine_for("sqlite")
+        uow = SqlAlchemyUnitOfWorkFactory(engine)
+        real_connect = engine.connect
+        monkeypatch.setattr(engine, "connect", lambda: (_ for _ in ()).throw(RuntimeError("no connection")))
+        with pytest.raises(RuntimeError), uow():
+            pass
+        monkeypatch.setattr(engine, "connect", real_connect)
+        monkeypatch.setattr("modules.db.SQLITE_BUSY_TIMEOUT_S", 0.5)
+
+        with uow() as work:  # would wait out the timeout and fail if the turn were still held
+            job, event = created(clock)
+            work.jobs.add(job)
+            work.events.append(event)
+            work.commit()
