@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from core.common import context
@@ -260,7 +260,12 @@ class SqlAlchemyUnitOfWork(BaseUnitOfWork):
         if self._connection is not None:
             # On PostgreSQL the connection is in autocommit and the transaction ours: the
             # driver sends ROLLBACK only when one is open.
-            self._connection.rollback()
+            try:
+                self._connection.rollback()
+            except exc.DBAPIError:
+                # The connection broke mid-statement (its server went away): discard it, so
+                # the pool does not try to reset it too (and log that failure as an error).
+                self._connection.invalidate()
 
     def _close(self) -> None:
         try:

@@ -354,3 +354,26 @@ class TestSqliteWriters:
             work.jobs.add(job)
             work.events.append(event)
             work.commit()
+
+
+def test_a_connection_that_broke_is_discarded_not_reset(engine_for: Callable[[str], Engine]) -> None:
+    """A rollback that fails (the server went away mid-statement) invalidates the connection,
+    and the unit of work ends without raising: the pool neither resets it nor reuses it."""
+    from sqlalchemy import exc
+
+    uow = SqlAlchemyUnitOfWorkFactory(engine_for("sqlite"))
+    invalidated: list[bool] = []
+    with uow(read_only=True) as work:
+        connection = work._connection  # type: ignore[attr-defined]
+        invalidate = connection.invalidate
+
+        def broken() -> None:
+            raise exc.OperationalError("ROLLBACK", {}, Exception("connection socket closed"))
+
+        def discard() -> None:
+            invalidated.append(True)
+            invalidate()
+
+        connection.rollback, connection.invalidate = broken, discard
+    assert invalidated == [True]
+    assert connection.closed
