@@ -154,26 +154,32 @@ def refusal_fragment(request: Request, refusal: Refusal) -> Response:
     return fragment(request, "_refusal.html", refusal=refusal)
 
 
-def outcome(
+Context = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+async def outcome(
     request: Request,
     *,
     refusal: Refusal | None,
     done: str,
+    page: str,
+    context: Context,
     extra: dict[str, Any] | None = None,
-    template: str = "",
-    **page: Any,
 ) -> Response:
     """What an action answers: for htmx the outcome alone (the panel then reloads itself on
-    the ``changed`` event), else ``template``, the whole page, with the outcome on it."""
-    if not template:
+    the ``changed`` event), else ``page`` whole (made by ``context``) with the outcome on it."""
+    if request.headers.get("hx-request"):
         response = render(request, "_outcome.html", refusal=refusal, done=done, **(extra or {}))
         response.headers["HX-Trigger"] = "changed"
         return response
-    return render(request, template, refusal=refusal, done=done, **(extra or {}), **page)
+    try:
+        shown = await context(request)
+    except Refusal as missing:
+        return render(request, "missing.html", status_code=404, refusal=refusal or missing)
+    return render(request, page, refusal=refusal, done=done, **(extra or {}), **shown)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-Context = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
 def live_page(page: str, part: str, context: Context, **fixed: Any) -> tuple[Handler, Handler]:

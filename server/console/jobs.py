@@ -331,13 +331,9 @@ async def act(request: Request) -> Response:
         done = f"{name.replace('-', ' ').capitalize()}: the job is now {words.job_status(answer.job.status)}."
     except Refusal as refused:
         refusal = refused
-    if request.headers.get("hx-request"):
-        return outcome(request, refusal=refusal, done=done)
-    try:
-        context = await _job_context(request, job_id)
-    except Refusal as refused:
-        return render(request, "missing.html", status_code=404, refusal=refusal or refused)
-    return outcome(request, refusal=refusal, done=done, template="job.html", **context)
+    return await outcome(
+        request, refusal=refusal, done=done, page="job.html", context=lambda r: _job_context(r, job_id)
+    )
 
 
 def _form_of_job(job: jobs_pb2.Job) -> dict[str, str]:

@@ -271,14 +271,14 @@ async def act(request: Request) -> Response:
     except Refusal as refused:
         refusal = refused
         open_children = await _named(request, [str(i) for i in refused.details.get("open_subtasks", [])])
-    extra = {"open_children": open_children}
-    if request.headers.get("hx-request"):
-        return outcome(request, refusal=refusal, done=done, extra=extra)
-    try:
-        context = await _task_context(request, task_id)
-    except Refusal as refused:
-        return render(request, "missing.html", status_code=404, refusal=refusal or refused)
-    return outcome(request, refusal=refusal, done=done, template="task.html", extra=extra, **context)
+    return await outcome(
+        request,
+        refusal=refusal,
+        done=done,
+        page="task.html",
+        context=lambda r: _task_context(r, task_id),
+        extra={"open_children": open_children},
+    )
 
 
 routes = [

@@ -118,8 +118,7 @@ def event_summary(event: events_pb2.Event) -> str:
         return f"{event.job_event.name} [{job_status(event.job_event.status)}]"
     if kind == "job_status_event":
         moved = event.job_status_event
-        told = f"{job_status(moved.old_status)} → {job_status(moved.new_status)}"
-        return told + (f" ({moved.reason})" if moved.reason else "")
+        return _transition(job_status(moved.old_status), job_status(moved.new_status), moved.reason)
     if kind == "job_result_event":
         return event.job_result_event.message
     if kind == "job_error_event":
@@ -134,11 +133,15 @@ def event_summary(event: events_pb2.Event) -> str:
         return f"{event.task_event.title} [{task_status(event.task_event.status)}]"
     if kind == "task_status_event":
         changed = event.task_status_event
-        told = f"{task_status(changed.old_status)} → {task_status(changed.new_status)}"
-        return told + (f" ({changed.reason})" if changed.reason else "")
+        return _transition(task_status(changed.old_status), task_status(changed.new_status), changed.reason)
     if kind == "task_assign_event":
         assigned = event.task_assign_event
         return f"{assigned.old_assignee or '—'} → {assigned.new_assignee or '—'}"
     if kind == "task_link_event":
         return f"job {event.task_link_event.job_id or '—'}"
     return ""
+
+
+def _transition(old: str, new: str, reason: str) -> str:
+    """``PENDING → RUNNING (claimed by w)``."""
+    return f"{old} → {new}" + (f" ({reason})" if reason else "")
